@@ -1,0 +1,1 @@
+"""liveman: the cluster manager in front of many liveion nodes."""
