@@ -1,0 +1,108 @@
+"""The FastAPI application: routers, error mapping, CORS, the web UI, and the manager's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .config import Settings
+from .http import session, signaling, streams
+from .http.common import problem_response
+from .sfu import peer
+from .sfu.manager import ManagerError, StreamManager
+from .sfu.sdp import SdpError
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS, HEAD"),
+    (b"access-control-allow-headers", b"Authorization, Content-Type, If-Match, Link"),
+    (b"access-control-expose-headers",
+     b"Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After, Allow"),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+class CorsMiddleware:
+    """Adds CORS headers to every response (`[http] cors = true`).
+
+    Preflights reach the routers, so an OPTIONS answer still carries `Accept-Post` (W3).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + CORS_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    peer.install(
+        ice_udp_addrs=settings.webrtc.ice_udp_addrs,
+        consent_interval_ms=settings.webrtc.consent_interval_ms,
+        policy=peer.CodecPolicy(video=tuple(settings.sdp.video_codecs),
+                                audio=tuple(settings.sdp.audio_codecs)),
+    )
+    manager = StreamManager(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+
+    app = FastAPI(title="liveion", version=__version__, lifespan=lifespan,
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.settings = settings
+    app.state.manager = manager
+
+    @app.exception_handler(ManagerError)
+    async def manager_error(request: Request, exc: ManagerError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return problem_response(exc.status, exc.reason, headers)
+
+    @app.exception_handler(SdpError)
+    async def sdp_error(request: Request, exc: SdpError) -> Response:
+        return problem_response(exc.status, exc.reason)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return problem_response(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    app.include_router(signaling.router)
+    app.include_router(session.router)
+    app.include_router(streams.router)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    if settings.http.cors:
+        app.add_middleware(CorsMiddleware)
+    return app

@@ -1,0 +1,264 @@
+"""StreamManager: the domain object the HTTP routers call. Holds no HTTP and no media logic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from ..config import Settings, StrategyConfig
+from .peer import Peer, PeerError
+from .sdp import Role as OfferRole
+from .sdp import SdpFragment, check_offer
+from .stream import Role, Session, Stream, now_ms
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_GRACE_MS = 5000
+HOUSEKEEPING_INTERVAL = 1.0
+STATS_INTERVAL = 2.0
+
+
+class ManagerError(Exception):
+    """A request the manager refuses; `status` is the HTTP status that says why."""
+
+    status = 400
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class NotFound(ManagerError):
+    status = 404
+
+
+class Conflict(ManagerError):
+    status = 409
+
+
+class Unprocessable(ManagerError):
+    status = 422
+
+
+class Unavailable(ManagerError):
+    status = 503
+
+
+def new_session_id() -> str:
+    """Unguessable session ids (W18): 128 bits from the OS CSPRNG."""
+    return secrets.token_hex(16)
+
+
+class StreamManager:
+    def __init__(self, settings: Settings, session_id: Callable[[], str] = new_session_id) -> None:
+        self.settings = settings
+        self.streams: dict[str, Stream] = {}
+        self._session_id = session_id
+        self._auto_created: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        for name in settings.stream:
+            self.streams[name] = Stream(name, provisioned=True)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._housekeeping(), name="housekeeping"),
+            loop.create_task(self._sample_stats(), name="stats"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for name in list(self.streams):
+            await self._delete_stream(name)
+
+    def strategy(self, stream: str) -> StrategyConfig:
+        return self.settings.strategy_for(stream)
+
+    # ---- streams API --------------------------------------------------------------------
+
+    def get(self, name: str) -> Stream:
+        stream = self.streams.get(name)
+        if stream is None:
+            raise NotFound(f"stream '{name}' does not exist")
+        return stream
+
+    def create_stream(self, name: str) -> Stream:
+        if name in self.streams:
+            raise Conflict(f"stream '{name}' already exists")
+        stream = self.streams[name] = Stream(name)
+        return stream
+
+    async def delete_stream(self, name: str) -> None:
+        stream = self.get(name)
+        if stream.provisioned:
+            raise Conflict(f"stream '{name}' is declared in the configuration")
+        await self._delete_stream(name)
+
+    async def _delete_stream(self, name: str) -> None:
+        stream = self.streams.pop(name, None)
+        self._auto_created.discard(name)
+        if stream is None:
+            return
+        for session in stream.sessions():
+            await self._close_session(stream, session)
+        await stream.close()
+
+    def _stream_for(self, name: str, role: Role) -> Stream:
+        stream = self.streams.get(name)
+        if stream is not None:
+            return stream
+        strategy = self.strategy(name)
+        allowed = strategy.auto_create_whip if role is Role.PUBLISH else strategy.auto_create_whep
+        if not allowed:
+            raise NotFound(f"stream '{name}' does not exist and auto-create is off")
+        self._auto_created.add(name)
+        return self.create_stream(name)
+
+    # ---- sessions -----------------------------------------------------------------------
+
+    async def publish(self, name: str, offer: str) -> Session:
+        check_offer(offer, OfferRole.PUBLISH)
+        stream = self._stream_for(name, Role.PUBLISH)
+        if stream.publisher is not None or stream.publishing:
+            raise Conflict(f"stream '{name}' already has a publisher")
+        stream.publishing = True
+        try:
+            session = await self._open(stream, Role.PUBLISH, offer)
+        finally:
+            stream.publishing = False
+        if self.streams.get(name) is not stream:  # deleted while we negotiated
+            await session.peer.close()
+            raise NotFound(f"stream '{name}' was deleted")
+        stream.attach_publisher(session)
+        return session
+
+    async def subscribe(self, name: str, offer: str) -> Session:
+        check_offer(offer, OfferRole.SUBSCRIBE)
+        stream = self._stream_for(name, Role.SUBSCRIBE)
+        limit = self.strategy(name).each_stream_max_sub
+        if len(stream.subscribers) >= limit:
+            raise Unavailable(f"stream '{name}' has its maximum of {limit} subscribers",
+                              retry_after=5)
+        ssrcs = {kind: (track.ssrc, track.rtx_ssrc) for kind, track in stream.tracks.items()}
+        session = await self._open(stream, Role.SUBSCRIBE, offer, ssrcs)
+        if self.streams.get(name) is not stream:
+            await session.peer.close()
+            raise NotFound(f"stream '{name}' was deleted")
+        stream.attach_subscriber(session)
+        return session
+
+    async def _open(self, stream: Stream, role: Role, offer: str,
+                    ssrcs: dict[str, tuple[int, int]] | None = None) -> Session:
+        holder: list[Session] = []
+
+        def on_rtcp(data: bytes) -> None:
+            if role is Role.PUBLISH:
+                stream.on_publisher_rtcp(data)
+            elif holder:
+                stream.on_subscriber_rtcp(holder[0], data)
+
+        def on_rtp(data: bytes, arrival: float) -> None:
+            if role is Role.PUBLISH and stream.publisher is not None and holder \
+                    and stream.publisher is holder[0]:
+                stream.on_publisher_rtp(data, arrival)
+
+        def on_ready() -> None:
+            if role is Role.PUBLISH:
+                stream.request_keyframe()
+
+        def on_closed() -> None:
+            if holder:
+                asyncio.get_running_loop().create_task(
+                    self._peer_gone(stream, holder[0]), name="peer-closed")
+
+        peer = Peer(on_rtp=on_rtp, on_rtcp=on_rtcp, on_ready=on_ready, on_closed=on_closed)
+        try:
+            await peer.accept(offer, send=role is Role.SUBSCRIBE, ssrcs=ssrcs or {})
+        except PeerError as exc:
+            await peer.close()
+            raise Unprocessable(f"cannot use this offer: {exc}") from exc
+        session = Session(self._session_id(), stream.name, role, peer)
+        holder.append(session)
+        return session
+
+    def session(self, name: str, session_id: str) -> Session:
+        stream = self.get(name)
+        publisher = stream.publisher
+        if publisher is not None and publisher.id == session_id:
+            return publisher
+        found = stream.subscribers.get(session_id)
+        if found is None:
+            raise NotFound(f"session '{session_id}' does not exist on stream '{name}'")
+        return found
+
+    async def add_candidates(self, name: str, session_id: str, fragment: SdpFragment) -> None:
+        await self.session(name, session_id).peer.add_candidates(fragment)
+
+    async def delete_session(self, name: str, session_id: str) -> None:
+        stream = self.get(name)
+        await self._close_session(stream, self.session(name, session_id))
+
+    async def _peer_gone(self, stream: Stream, session: Session) -> None:
+        """ICE consent lost or DTLS closed by the peer."""
+        logger.info("%s session %s on %s closed by the peer", session.role.value, session.id,
+                    stream.name)
+        await self._close_session(stream, session)
+
+    async def _close_session(self, stream: Stream, session: Session) -> None:
+        if session.role is Role.PUBLISH:
+            stream.detach_publisher(session)
+        else:
+            stream.detach_subscriber(session)
+        await session.peer.close()
+
+    # ---- timers -------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        """auto_delete_whip/whep and the orphan reaper, checked every second."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            now = now_ms()
+            for name, stream in list(self.streams.items()):
+                reason = self._expired(name, stream, now)
+                if reason is not None:
+                    logger.info("deleting stream %s: %s", name, reason)
+                    await self._delete_stream(name)
+
+    def _expired(self, name: str, stream: Stream, now: int) -> str | None:
+        if stream.provisioned or stream.publishing:
+            return None
+        strategy = self.strategy(name)
+        if strategy.auto_delete_whip >= 0 and stream.publisher is None \
+                and stream.publish_leave_at and now - stream.publish_leave_at \
+                >= strategy.auto_delete_whip and stream.publish_leave_at != stream.created_at:
+            return "publish-leave-timeout"
+        if strategy.auto_delete_whep >= 0 and not stream.subscribers \
+                and stream.subscribe_leave_at and now - stream.subscribe_leave_at \
+                >= strategy.auto_delete_whep and stream.subscribe_leave_at != stream.created_at:
+            return "subscribe-leave-timeout"
+        idle_since = max(stream.publish_leave_at, stream.subscribe_leave_at)
+        if name in self._auto_created and stream.publisher is None and not stream.subscribers \
+                and now - idle_since >= ORPHAN_GRACE_MS:
+            return "orphaned"
+        return None
+
+    async def _sample_stats(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            now = time.monotonic()
+            for stream in self.streams.values():
+                for session in stream.sessions():
+                    session.sample_bitrate(now - last)
+            last = now

@@ -1,0 +1,345 @@
+"""The aiortc adapter: the only module that reaches into aiortc's internals.
+
+aiortc supplies ICE, DTLS, SRTP and SDP. Its track API decodes and encodes frames, so
+we use it below that layer:
+
+- each transceiver's `sender.send` / `receiver.receive` are replaced per instance, so
+  aiortc never starts its encode/decode loops nor its own RTCP (its sender reports would
+  carry zero timestamps);
+- the bundled DTLS transport's `_handle_rtp_data` / `_handle_rtcp_data` hand plaintext
+  packets straight to our handlers;
+- sending protects with the transport's SRTP session and writes to the nominated ICE
+  pair's UDP socket synchronously: no task and no await per packet.
+
+aiortc is pinned exactly in pyproject.toml; `tests/test_aiortc_hooks.py` fails loudly if an
+upgrade moves anything used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+import aiortc.rtcpeerconnection as aiortc_pc
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, SRTPProtectionProfile
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+from OpenSSL import SSL
+
+from .codec import FORWARDED_CODECS, SUPPORTED_FEEDBACK, Codec
+from .sdp import SdpFragment
+
+logger = logging.getLogger(__name__)
+
+RtpHandler = Callable[[bytes, float], None]
+RtcpHandler = Callable[[bytes], None]
+
+# ECDSA suites first (our certificate is ECDSA), then RSA suites so that peers whose DTLS
+# server uses an RSA certificate (GStreamer webrtcbin, some devices) can connect too.
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiatedMedia:
+    """What one audio or video section of a session agreed on."""
+
+    kind: str
+    mid: str
+    codecs: tuple[Codec, ...]
+    remote_ssrcs: tuple[int, ...]
+    remote_rtx_ssrcs: tuple[int, ...]
+    local_ssrc: int
+    local_rtx_ssrc: int
+
+
+@dataclass
+class CodecPolicy:
+    """Which codecs answers accept: the `[sdp]` whitelists (upper-case names, empty = all)."""
+
+    video: tuple[str, ...] = ()
+    audio: tuple[str, ...] = ()
+
+    def allows(self, kind: str, name: str) -> bool:
+        allowed = self.video if kind == "video" else self.audio
+        return not allowed or name.upper() in allowed
+
+
+_policy = CodecPolicy()
+
+
+def install(
+    *,
+    ice_udp_addrs: Iterable[str] = ("auto",),
+    consent_interval_ms: int = 5000,
+    policy: CodecPolicy | None = None,
+) -> None:
+    """Apply the process-wide aiortc/aioice settings; called once at startup."""
+    global _policy
+    _policy = policy or CodecPolicy()
+    aiortc_pc.find_common_codecs = _find_common_codecs
+    RTCCertificate._create_ssl_context = _create_ssl_context
+    aioice.ice.CONSENT_INTERVAL = consent_interval_ms / 1000
+    addrs = [a for a in ice_udp_addrs if a != "auto"]
+    if addrs and "auto" not in ice_udp_addrs:
+        def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            return [a for a in addrs if (ipaddress.ip_address(a).version == 4 and use_ipv4)
+                    or (ipaddress.ip_address(a).version == 6 and use_ipv6)]
+        aioice.ice.get_host_addresses = host_addresses
+
+
+def _create_ssl_context(
+    self: RTCCertificate, srtp_profiles: list[SRTPProtectionProfile]
+) -> SSL.Context:
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    ctx.set_options(SSL.OP_NO_TICKET)
+    ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
+    ctx.use_certificate(self._cert)
+    ctx.use_privatekey(self._key)
+    ctx.set_cipher_list(DTLS_CIPHERS)
+    ctx.set_tlsext_use_srtp(b":".join(p.openssl_profile for p in srtp_profiles))
+    return ctx
+
+
+def _find_common_codecs(
+    local_codecs: list[RTCRtpCodecParameters], remote_codecs: list[RTCRtpCodecParameters]
+) -> list[RTCRtpCodecParameters]:
+    """Accept every offered codec we can forward, keeping the peer's own fmtp.
+
+    Replaces aiortc's matcher, which only knows the codecs aiortc can decode and answers
+    with its own parameters. An SFU does not decode, so it echoes what the peer offered.
+    """
+    del local_codecs
+    accepted: list[RTCRtpCodecParameters] = []
+    base_types: set[int] = set()
+    rtx_by_apt = {
+        int(c.parameters["apt"]): c for c in remote_codecs
+        if c.name.lower() == "rtx" and str(c.parameters.get("apt", "")).isdigit()
+    }
+    for offered in remote_codecs:
+        kind = offered.mimeType.split("/")[0].lower()
+        known = {m.lower() for m in FORWARDED_CODECS.get(kind, ())}
+        if offered.mimeType.lower() not in known or not _policy.allows(kind, offered.name):
+            continue
+        if offered.name.lower() == "h264" and str(
+            offered.parameters.get("packetization-mode", "0")
+        ) != "1":
+            continue
+        codec = copy.deepcopy(offered)
+        codec.rtcpFeedback = [fb for fb in offered.rtcpFeedback
+                              if (fb.type, fb.parameter) in SUPPORTED_FEEDBACK]
+        accepted.append(codec)
+        base_types.add(codec.payloadType)
+        rtx = rtx_by_apt.get(codec.payloadType)
+        if rtx is not None and rtx.clockRate == codec.clockRate:
+            accepted.append(copy.deepcopy(rtx))
+    return accepted
+
+
+def _codecs_of(parameters: list[RTCRtpCodecParameters]) -> tuple[Codec, ...]:
+    rtx_for = {int(c.parameters["apt"]): c.payloadType for c in parameters
+               if c.name.lower() == "rtx" and "apt" in c.parameters}
+    return tuple(
+        Codec(
+            payload_type=c.payloadType,
+            mime_type=c.mimeType,
+            clock_rate=c.clockRate,
+            channels=c.channels,
+            fmtp={str(k): str(v) for k, v in c.parameters.items()},
+            rtx_payload_type=rtx_for.get(c.payloadType),
+        )
+        for c in parameters
+        if c.name.lower() != "rtx"
+    )
+
+
+class PeerError(Exception):
+    """The offer could not be applied (no common codec, unusable transport...)."""
+
+
+class Peer:
+    """One WebRTC session (publisher or subscriber) driven below aiortc's track API."""
+
+    def __init__(
+        self,
+        *,
+        on_rtp: RtpHandler,
+        on_rtcp: RtcpHandler,
+        on_ready: Callable[[], None],
+        on_closed: Callable[[], None],
+    ) -> None:
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+        self._on_ready = on_ready
+        self._on_closed = on_closed
+        self._dtls: RTCDtlsTransport | None = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._protect_rtcp: Callable[[bytes], bytes] | None = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._addr: Any = None
+        self._ready = False
+        self._closed = False
+        self.media: list[NegotiatedMedia] = []
+        self.answer_sdp = ""
+        self.local_ufrag = ""
+        self.remote_ufrag = ""
+        self.cname = ""
+        self.sent_packets = 0
+        self.sent_bytes = 0
+        self._pc.on("connectionstatechange", self._state_changed)
+
+    @property
+    def state(self) -> str:
+        """The RTCPeerConnectionState: new, connecting, connected, disconnected, failed, closed."""
+        return str(self._pc.connectionState)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def accept(self, offer: str, *, send: bool, ssrcs: dict[str, tuple[int, int]]) -> str:
+        """Apply the remote offer and return our answer (all candidates included).
+
+        `send` makes every section sendonly (WHEP); otherwise recvonly (WHIP). `ssrcs` maps a
+        kind to the (media, rtx) SSRCs our answer announces for it: every subscriber of a
+        stream uses the same ones, so the forwarded bytes are the same for all of them.
+        """
+        pc = self._pc
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, OperationError and others
+            raise PeerError(str(exc) or type(exc).__name__) from exc
+        for transceiver in pc.getTransceivers():
+            transceiver.direction = "sendonly" if send else "recvonly"
+            if transceiver.kind in ssrcs:
+                transceiver.sender._ssrc, transceiver.sender._rtx_ssrc = ssrcs[transceiver.kind]
+            transceiver.sender.send = self._sender_ready
+            transceiver.receiver.receive = self._receiver_ready
+            self._hook_transport(transceiver.receiver.transport)
+        if pc.sctp is not None:
+            self._hook_transport(pc.sctp.transport)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        self.answer_sdp = pc.localDescription.sdp
+        self._describe(offer)
+        return self.answer_sdp
+
+    def _describe(self, offer: str) -> None:
+        remote = SessionDescription.parse(offer)
+        local = SessionDescription.parse(self.answer_sdp)
+        self.local_ufrag = local.media[0].ice.usernameFragment if local.media else ""
+        self.remote_ufrag = remote.media[0].ice.usernameFragment if remote.media else ""
+        for transceiver in self._pc.getTransceivers():
+            section = next(m for m in remote.media if m.rtp.muxId == transceiver.mid)
+            rtx = {s for g in section.ssrc_group if g.semantic == "FID" for s in g.items[1:]}
+            self.media.append(NegotiatedMedia(
+                kind=transceiver.kind,
+                mid=transceiver.mid,
+                codecs=_codecs_of(transceiver._codecs),
+                remote_ssrcs=tuple(s.ssrc for s in section.ssrc if s.ssrc not in rtx),
+                remote_rtx_ssrcs=tuple(sorted(rtx)),
+                local_ssrc=transceiver.sender._ssrc,
+                local_rtx_ssrc=transceiver.sender._rtx_ssrc,
+            ))
+        self.cname = next((s.cname for m in local.media for s in m.ssrc if s.cname), "")
+
+    def _hook_transport(self, dtls: RTCDtlsTransport) -> None:
+        if self._dtls is dtls or getattr(dtls, "_liveion_hooked", False):
+            return
+        self._dtls = dtls
+        dtls._liveion_hooked = True
+        on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+
+        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            on_rtp(data, arrival_time_ms / 1000)
+
+        async def handle_rtcp(data: bytes) -> None:
+            on_rtcp(data)
+
+        dtls._handle_rtp_data = handle_rtp
+        dtls._handle_rtcp_data = handle_rtcp
+
+    async def _sender_ready(self, parameters: object) -> None:
+        self._media_ready()
+
+    async def _receiver_ready(self, parameters: object) -> None:
+        self._media_ready()
+
+    def _media_ready(self) -> None:
+        """DTLS is up: bind the SRTP session and the nominated UDP pair for sync sending."""
+        if self._ready or self._dtls is None:
+            return
+        dtls = self._dtls
+        connection = dtls.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is None or dtls._tx_srtp is None:
+            logger.warning("media ready without a nominated pair or SRTP keys")
+            return
+        self._protect = dtls._tx_srtp.protect
+        self._protect_rtcp = dtls._tx_srtp.protect_rtcp
+        protocol = pair.protocol
+        if type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None:
+            self._sendto = protocol.transport.sendto
+        else:  # relayed pair: its send path is a coroutine
+            def relay_send(data: bytes, addr: Any) -> None:
+                asyncio.ensure_future(protocol.send_data(data, addr))
+            self._sendto = relay_send
+        self._addr = pair.remote_addr
+        self._ready = True
+        self._on_ready()
+
+    def send_rtp(self, packet: bytes) -> None:
+        """Protect and send one RTP packet now (hot path: no await, no allocation besides SRTP)."""
+        if self._sendto is None or self._protect is None:
+            return
+        data = self._protect(packet)
+        self._sendto(data, self._addr)
+        self.sent_packets += 1
+        self.sent_bytes += len(data)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        if self._sendto is None or self._protect_rtcp is None:
+            return
+        try:
+            self._sendto(self._protect_rtcp(packet), self._addr)
+        except Exception as exc:  # a closed socket or an SRTP error must not break a timer loop
+            logger.debug("RTCP send failed: %s", exc)
+
+    async def add_candidates(self, fragment: SdpFragment) -> None:
+        """Trickle ICE: add the peer's candidates (all sections share one bundled transport)."""
+        transceivers = self._pc.getTransceivers()
+        if not transceivers:
+            return
+        ice = transceivers[0].receiver.transport.transport
+        for _mid, line in fragment.candidates:
+            try:
+                candidate = candidate_from_sdp(line)
+            except (ValueError, IndexError):
+                continue  # RFC 8840: unusable candidates are dropped, the rest processed
+            candidate.sdpMid = transceivers[0].mid
+            await ice.addRemoteCandidate(candidate)
+        if fragment.end_of_candidates:
+            await ice.addRemoteCandidate(None)
+
+    def _state_changed(self) -> None:
+        if self._pc.connectionState in ("failed", "closed") and not self._closed:
+            self._closed = True
+            self._on_closed()
+
+    async def close(self) -> None:
+        self._ready = False
+        self._sendto = None
+        self._closed = True
+        await self._pc.close()

@@ -1,0 +1,96 @@
+"""Shared fixtures: real liveion processes on loopback, and loopback-only ICE for test peers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Test peers (aiortc clients in this process) gather ICE candidates on loopback only, like
+# the server under `ice_udp_addrs = ["127.0.0.1"]`: no test traffic leaves 127.0.0.1.
+import aioice.ice  # noqa: E402
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveionProcess:
+    """One `python -m liveion` child process listening on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, config: str = "", argv_prefix: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = workdir / f"live777-{self.port}.toml"
+        base = f'[http]\nlisten = "127.0.0.1:{self.port}"\n' if "[http]" not in config else ""
+        webrtc = '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n' if "[webrtc]" not in config else ""
+        self.config_path.write_text(base + webrtc + config)
+        self.log_path = workdir / f"liveion-{self.port}.log"
+        cmd = [*(argv_prefix or [sys.executable, "-m", "liveion"]), "-c", str(self.config_path)]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"liveion exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/api/streams/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"liveion did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start_liveion(tmp_path: Path) -> Iterator[Callable[..., LiveionProcess]]:
+    """Factory: start_liveion(config_toml_text) -> LiveionProcess; all stopped at teardown."""
+    started: list[LiveionProcess] = []
+
+    def start(config: str = "", **kwargs: object) -> LiveionProcess:
+        proc = LiveionProcess(tmp_path, config, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def liveion(start_liveion: Callable[..., LiveionProcess]) -> LiveionProcess:
+    """A liveion node on defaults (auth off, auto-create on), ICE on loopback."""
+    return start_liveion()
