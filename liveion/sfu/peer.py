@@ -164,6 +164,11 @@ def _codecs_of(parameters: list[RTCRtpCodecParameters]) -> tuple[Codec, ...]:
     )
 
 
+def _require_rtcp_mux(sdp: str) -> str:
+    """W10: every bundled section of a WHIP/WHEP answer says `a=rtcp-mux-only` (RFC 8858)."""
+    return sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtcp-mux-only\r\n")
+
+
 class PeerError(Exception):
     """The offer could not be applied (no common codec, unusable transport...)."""
 
@@ -232,7 +237,7 @@ class Peer:
             self._hook_transport(pc.sctp.transport)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        self.answer_sdp = pc.localDescription.sdp
+        self.answer_sdp = _require_rtcp_mux(pc.localDescription.sdp)
         self._describe(offer)
         return self.answer_sdp
 
