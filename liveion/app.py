@@ -24,7 +24,12 @@ from .sfu.sdp import SdpError
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+def web_dir() -> Path | None:
+    """The web UI: beside the package in a checkout or editable install, else ./web."""
+    for candidate in (Path(__file__).resolve().parent.parent / "web", Path.cwd() / "web"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -101,8 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(signaling.router)
     app.include_router(session.router)
     app.include_router(streams.router)
-    if WEB_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    web = web_dir()
+    if web is not None:
+        app.mount("/", StaticFiles(directory=web, html=True), name="web")
     if settings.http.cors:
         app.add_middleware(CorsMiddleware)
     return app
