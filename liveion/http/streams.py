@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -59,8 +59,9 @@ def stream_json(stream: Stream) -> dict[str, Any]:
 
 
 @router.get("/")
-async def list_streams(request: Request,
-                       streams: list[str] | None = Query(default=None)) -> list[dict[str, Any]]:
+async def list_streams(
+    request: Request, streams: Annotated[list[str] | None, Query()] = None
+) -> list[dict[str, Any]]:
     """Every stream, or only those named by `?streams=a&streams=b`."""
     found = manager_of(request).streams.values()
     return [stream_json(s) for s in found if not streams or s.name in streams]

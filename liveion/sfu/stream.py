@@ -352,9 +352,9 @@ class Stream:
                 continue
             compound = b""
             for kind, leg in session.legs.items():
-                report = self.tracks[kind].sender_report(leg, now, wall)
-                if report is not None:
-                    compound += report
+                sender_report = self.tracks[kind].sender_report(leg, now, wall)
+                if sender_report is not None:
+                    compound += sender_report
             if compound:
                 session.peer.send_rtcp(compound + build_sdes_cname(
                     self.tracks["video"].ssrc, session.peer.cname or "liveion"))
