@@ -260,3 +260,19 @@ async def test_page_reports_failed_publish(
 
     info = await server_stream(liveion, stream)
     assert session_counts(info) == (1, 0), explain(liveion, f"stream after conflict: {info}")
+
+
+async def test_player_waits_for_a_late_publisher(
+    liveion: LiveionProcess, open_page: Callable[[str], Awaitable[PageUnderTest]]
+) -> None:
+    stream = "t-late"
+    page = await open_page(liveion.url + "/")
+    played = await page.call("stream => liveion.play(stream)", stream)
+    assert played["status"] == 201, explain(liveion, f"play answered {played}")
+    assert (await page.call("liveion.playStats()"))["framesDecoded"] == 0
+
+    await publish(page, stream, "VP8", liveion)
+    stats = await wait_until(lambda: page.call("liveion.playStats()"),
+                             lambda s: s["framesDecoded"] > 10,
+                             "frames from the publisher that came after the player", liveion)
+    assert stats["codec"].lower() == "video/vp8", stats
