@@ -67,7 +67,8 @@ DEFAULT_CONFIG_FILE = "live777.toml"
 ENV_PREFIX = "LIVE777_"
 ENV_NESTED_DELIMITER = "__"
 
-STREAM_NAME_RE = re.compile(r"^[A-Za-z0-9_.~-]{1,128}$")
+# "." and ".." are excluded: as path segments they would be normalised away (RFC 3986).
+STREAM_NAME_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~-]{1,128}$")
 VIDEO_CODECS = ("VP8", "VP9", "H264", "H265", "AV1")
 AUDIO_CODECS = ("OPUS", "G722", "PCMU", "PCMA")
 ICE_URL_SCHEMES = ("stun", "stuns", "turn", "turns")
@@ -281,6 +282,9 @@ class WebRtcConfig(BaseModel):
     consent_interval_ms: int = Field(default=5000, ge=100)
     """Extension: RFC 7675 consent-freshness check interval in ms; a peer is dropped after
     6 consecutive missed checks."""
+    setup_timeout_ms: int = Field(default=30000, ge=100)
+    """Extension: a session whose ICE and DTLS are not up within this many ms is closed, so
+    offers that never connect cannot pile up (W27)."""
 
     @field_validator("ice_udp_addrs")
     @classmethod

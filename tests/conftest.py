@@ -36,7 +36,12 @@ class LiveionProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / f"live777-{self.port}.toml"
-        base = f'[http]\nlisten = "127.0.0.1:{self.port}"\n' if "[http]" not in config else ""
+        listen = f'listen = "127.0.0.1:{self.port}"\n'
+        if "[http]" in config:  # the test's own [http] table gets our port
+            config = config.replace("[http]\n", "[http]\n" + listen, 1)
+            base = ""
+        else:
+            base = "[http]\n" + listen
         webrtc = '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n' if "[webrtc]" not in config else ""
         self.config_path.write_text(base + webrtc + config)
         self.log_path = workdir / f"liveion-{self.port}.log"

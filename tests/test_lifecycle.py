@@ -126,3 +126,21 @@ async def test_provisioned_stream_is_listed_and_cannot_be_deleted(start_liveion)
     listed = httpx.get(f"{server.url}/api/streams/").json()
     assert [s["id"] for s in listed] == ["lobby"] and listed[0]["provisioned"] is True
     assert httpx.delete(f"{server.url}/api/streams/lobby").status_code == 409
+
+
+async def test_session_that_never_connects_is_released(start_liveion) -> None:
+    """W27: an offer whose ICE never completes (no candidates, no trickle) times out."""
+    server = start_liveion('[webrtc]\nice_udp_addrs = ["127.0.0.1"]\nsetup_timeout_ms = 1000\n')
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    silent = "\r\n".join(line for line in pc.localDescription.sdp.split("\r\n")
+                         if not line.startswith("a=candidate") and line != "a=end-of-candidates")
+    await pc.close()
+    response = httpx.post(f"{server.url}/whep/silent", content=silent,
+                          headers={"Content-Type": "application/sdp"})
+    assert response.status_code == 201
+    await asyncio.sleep(2.5)
+    assert httpx.delete(server.url + response.headers["location"]).status_code == 404

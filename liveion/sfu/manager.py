@@ -190,7 +190,17 @@ class StreamManager:
             raise Unprocessable(f"cannot use this offer: {exc}") from exc
         session = Session(self._session_id(), stream.name, role, peer)
         holder.append(session)
+        session.setup_timer = asyncio.get_running_loop().call_later(
+            self.settings.webrtc.setup_timeout_ms / 1000, self._check_setup, stream, session)
         return session
+
+    def _check_setup(self, stream: Stream, session: Session) -> None:
+        """W27: a session whose ICE and DTLS never came up must not hold resources forever."""
+        if not session.peer.ready and session in stream.sessions():
+            logger.info("%s session %s on %s did not connect in time", session.role.value,
+                        session.id, stream.name)
+            asyncio.get_running_loop().create_task(self._close_session(stream, session),
+                                                   name="setup-timeout")
 
     def session(self, name: str, session_id: str) -> Session:
         stream = self.get(name)
@@ -216,6 +226,9 @@ class StreamManager:
         await self._close_session(stream, session)
 
     async def _close_session(self, stream: Stream, session: Session) -> None:
+        if session.setup_timer is not None:
+            session.setup_timer.cancel()
+            session.setup_timer = None
         if session.role is Role.PUBLISH:
             stream.detach_publisher(session)
         else:

@@ -228,7 +228,12 @@ class Peer:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, OperationError and others
-            raise PeerError(str(exc) or type(exc).__name__) from exc
+            message = str(exc) or type(exc).__name__
+            if "description send parameters" in message:
+                kind = "video" if "video" in message else "audio"
+                names = ", ".join(m.split("/")[1] for m in FORWARDED_CODECS[kind])
+                message = f"no {kind} codec in the offer that liveion forwards ({names})"
+            raise PeerError(message) from exc
         for transceiver in pc.getTransceivers():
             transceiver.direction = "sendonly" if send else "recvonly"
             if transceiver.kind in ssrcs:

@@ -66,6 +66,7 @@ class Session:
     remote_bitrate: int = 0
     bitrate: int = 0
     _last_bytes: int = 0
+    setup_timer: asyncio.TimerHandle | None = None
 
     @property
     def etag(self) -> str:
