@@ -55,7 +55,7 @@ def capacity_summary(liveion: Sequence[RunResult], baseline: Sequence[RunResult]
                          / max(1, closest.connected))
     at_same_cpu = max(0.0, (cpu - closest.server_idle_cpu_pct) / per_subscriber)
     per_core = max(0.0, (SATURATED_CPU - closest.server_idle_cpu_pct) / per_subscriber)
-    extrapolated = cpu > max(r.server_cpu_pct for r in liveion)
+    extrapolated = cpu > max(r.server_cpu_pct for r in liveion) + 2
     ratio = at_same_cpu / max(1, reference.subscribers)
     lines = [
         "== subscribers at equal CPU ==",

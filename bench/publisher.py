@@ -177,13 +177,11 @@ class Publisher:
         sender = self._sender
         if sender is None:
             return
-        if self._restart_requested:
-            self._restart_requested = False
-            if now - self._last_restart >= PLI_MIN_INTERVAL:
-                self._last_restart = now
-                self._index = self._keyframes[bisect.bisect_right(self._keyframes,
-                                                                  self._index) - 1]
-                self.stats.keyframe_restarts += 1
+        if self._restart_requested and now - self._last_restart >= PLI_MIN_INTERVAL:
+            self._restart_requested = False  # a PLI inside the interval waits, not dropped
+            self._last_restart = now
+            self._index = self._keyframes[bisect.bisect_right(self._keyframes, self._index) - 1]
+            self.stats.keyframe_restarts += 1
         frame = self.clip.video[self._index]
         g = self._frame
         timestamp = self.clock.timestamp(g)

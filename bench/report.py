@@ -38,6 +38,7 @@ METRICS: list[tuple[str, Getter, str]] = [
     ("generator CPU % (core 1)", lambda r: r.generator_cpu_pct, "{:.1f}"),
 ]
 
+GENERATOR_BUSY = 85.0
 LATENCY_CAP_MS = BINS * BIN_SECONDS * 1000
 LATENCIES = {getter for name, getter, _ in METRICS if name.startswith("added latency")}
 
@@ -86,25 +87,27 @@ def ratio_table(liveion: RunResult, baseline: RunResult) -> str:
 
 
 def notes(result: RunResult) -> list[str]:
+    """Caveats about one run: generator load, drops, failed matches, publisher stalls."""
+    run = f"{result.server} x{result.subscribers}"
     found = []
-    if result.generator_saturated:
-        found.append(f"{result.server} x{result.subscribers}: the load generator was busy "
-                     f"({result.generator_cpu_pct:.0f}% CPU, core 1 "
-                     f"{result.core_busy_pct.get(1, 0):.0f}%): figures may be generator-bound")
+    core1 = result.core_busy_pct.get(1, 0.0)
+    if result.generator_cpu_pct >= GENERATOR_BUSY:
+        found.append(f"{run}: the load generator used {result.generator_cpu_pct:.0f}% of "
+                     "its core: figures may be generator-bound")
+    elif core1 >= 95:
+        found.append(f"{run}: core 1 was {core1:.0f}% busy, mostly with other processes "
+                     f"(generator {result.generator_cpu_pct:.0f}%): latency may include "
+                     "generator scheduling delays")
     if result.generator_socket_drops:
-        found.append(f"{result.server} x{result.subscribers}: {result.generator_socket_drops} "
-                     "datagrams dropped at the generator's sockets (counted as loss)")
-    if result.unmatched_frames:
-        found.append(f"{result.server} x{result.subscribers}: {result.unmatched_frames} frames "
-                     "without a publisher send time (no latency sample) at "
-                     f"{result.subscribers_unmatched} subscribers")
-    found.extend(f"{result.server} x{result.subscribers}: {e}" for e in result.errors)
+        found.append(f"{run}: {result.generator_socket_drops} datagrams dropped at the "
+                     "generator's sockets (counted as loss)")
+    found.extend(f"{run}: {e}" for e in result.errors)
     for publisher in result.publisher:
-        if publisher["late_frames"]:
-            found.append(f"publisher {publisher['stream']} (whole run): "
-                         f"{publisher['late_frames']} frames sent >5 ms late (max "
-                         f"{publisher['lag_max_ms']:.1f} ms), {publisher['skipped_frames']} "
-                         "frame slots skipped after stalls")
+        if publisher["lag_max_ms"] > 20:
+            found.append(f"{run}: publisher {publisher['stream']} stalled up to "
+                         f"{publisher['lag_max_ms']:.0f} ms ({publisher['late_frames']} frames "
+                         f">5 ms late, {publisher['skipped_frames']} frame slots skipped; "
+                         "whole run)")
     return found
 
 

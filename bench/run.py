@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -96,10 +97,6 @@ class RunResult:
     profile_path: str | None = None
 
     @property
-    def generator_saturated(self) -> bool:
-        return self.generator_cpu_pct >= 85 or self.core_busy_pct.get(1, 0.0) >= 95
-
-    @property
     def saturated(self) -> bool:
         """The server did not keep up: one core used up, loss or frames missing."""
         return (self.server_cpu_pct >= SATURATED_CPU or self.loss_pct >= 0.5
@@ -140,7 +137,7 @@ def _spawn(ctx: Any, name: str, target: Any, config: Any) -> _Child:
     return _Child(process, parent)
 
 
-def run_once(options: RunOptions, log: Any = print) -> RunResult:
+def run_once(options: RunOptions, log: Callable[[str], None] = print) -> RunResult:
     clip = load_clip(options.clip)  # encode (or load) before any child needs it
     pin_to(options.generator_core)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -149,122 +146,188 @@ def run_once(options: RunOptions, log: Any = print) -> RunResult:
                     if options.profile else None)
     server = ServerProcess(options.server, workdir, options.server_core, profile_path)
     server.start()
-    ctx = multiprocessing.get_context("spawn")
-    children: list[_Child] = []
+    run = _Run(options, server, log)
     try:
-        return _measure(options, server, ctx, children, clip.packets_per_second, log,
-                        profile_path)
+        run.start_publisher()
+        run.measure_publisher_alone()
+        run.connect_subscribers()
+        time.sleep(options.settle)
+        window = run.measure_window()
+        reports, publisher_stats = run.finish()
     finally:
-        for child in children:
-            if child.process.is_alive():
-                child.process.terminate()
-            child.process.join(5)
+        run.kill_children()
         server.stop()
+    return _result(options, clip.packets_per_second, run, window, reports, publisher_stats,
+                   profile_path)
 
 
-def _measure(options: RunOptions, server: ServerProcess, ctx: Any, children: list[_Child],
-             published_pps: float, log: Any, profile_path: Path | None) -> RunResult:
-    streams = tuple(f"bench{i}" for i in range(options.streams))
-    publisher = _spawn(ctx, "publisher", publisher_process,
-                       PublisherConfig(server.url, streams, options.clip,
-                                       options.generator_core))
-    children.append(publisher)
-    send_logs: dict[str, str] = publisher.expect(60)[1]
-    time.sleep(1.0)
+@dataclass
+class _Window:
+    """What was measured between the two marks."""
 
-    probe = ProcessProbe(server.pid)
-    time.sleep(IDLE_SECONDS)
-    idle_cpu = probe.cpu_since_mark() / IDLE_SECONDS * 100
-    rss_before = probe.rss()
+    seconds: float
+    marks_start: list[tuple[Any, ...]]
+    marks_end: list[tuple[Any, ...]]
+    server_cpu_pct: float
+    generator_cpu_pct: float
+    cores: dict[int, float]
+    server_drops: int
+    rss_after: int
 
-    workers: list[_Child] = []
-    count = max(1, min(options.workers, options.subscribers))
-    for w in range(count):
-        indices = range(w, options.subscribers, count)
-        config = WorkerConfig(server.url, tuple(streams[i % len(streams)] for i in indices),
-                              send_logs, first_index=w, concurrency=options.concurrency,
-                              receive_buffer=options.receive_buffer,
-                              core=options.generator_core)
-        workers.append(_spawn(ctx, f"subscribers-{w}", worker_process, config))
-    children.extend(workers)
-    started = time.monotonic()
-    ready = [worker.expect(120 + options.subscribers) for worker in workers]
-    connected = sum(r[1] for r in ready)
-    errors = [e for r in ready for e in r[2]]
-    log(f"  {connected}/{options.subscribers} subscribers connected in "
-        f"{time.monotonic() - started:.1f} s" + (f"; errors: {errors[:2]}" if errors else ""))
-    time.sleep(options.settle)
 
-    generator_pids = [c.process.pid for c in children if c.process.pid is not None]
-    cores_start = core_times()
-    generator_start = sum(cpu_seconds(pid) for pid in generator_pids)
-    server_drops_start = udp_drops_of_process(server.pid)
-    server.profiling(True)
-    probe.mark()
-    window_start = time.monotonic()
-    marks_start = [w.request(("mark", True), 30) for w in workers]
-    time.sleep(options.seconds)
-    marks_end = [w.request(("mark", False), 30) for w in workers]
-    window = time.monotonic() - window_start
-    server.profiling(False)
-    server_cpu = probe.cpu_since_mark() / window * 100
-    generator_cpu = (sum(cpu_seconds(pid) for pid in generator_pids) - generator_start) \
-        / window * 100
-    cores = core_busy_percent(cores_start, core_times())
-    server_drops = udp_drops_of_process(server.pid) - server_drops_start
-    rss_after = probe.rss()
+class _Run:
+    """The processes of one run and what they report, phase by phase."""
 
-    reports = [w.request(("report",), 30) for w in workers]
-    for worker in workers:
-        worker.conn.send(("stop",))
-    for worker in workers:
-        worker.stop()
-    publisher_stats = publisher.request(("stop",), 30)[1]
-    publisher.stop()
+    def __init__(self, options: RunOptions, server: ServerProcess,
+                 log: Callable[[str], None]) -> None:
+        self.options = options
+        self.server = server
+        self.log = log
+        self.ctx = multiprocessing.get_context("spawn")
+        self.streams = tuple(f"bench{i}" for i in range(options.streams))
+        self.publisher: _Child | None = None
+        self.workers: list[_Child] = []
+        self.send_logs: dict[str, str] = {}
+        self.probe = ProcessProbe(server.pid)
+        self.idle_cpu_pct = 0.0
+        self.rss_before = 0
+        self.connected = 0
+        self.errors: list[str] = []
 
-    packets = 0.0
-    frames = 0.0
-    expected = lost = 0
-    for start, end in zip(marks_start, marks_end, strict=True):
+    def start_publisher(self) -> None:
+        options = self.options
+        self.publisher = _spawn(self.ctx, "publisher", publisher_process,
+                                PublisherConfig(self.server.url, self.streams, options.clip,
+                                                options.generator_core))
+        self.send_logs = self.publisher.expect(60)[1]
+        time.sleep(1.0)
+
+    def measure_publisher_alone(self) -> None:
+        self.probe.mark()
+        time.sleep(IDLE_SECONDS)
+        self.idle_cpu_pct = self.probe.cpu_since_mark() / IDLE_SECONDS * 100
+        self.rss_before = self.probe.rss()
+
+    def connect_subscribers(self) -> None:
+        options = self.options
+        count = max(1, min(options.workers, options.subscribers))
+        for w in range(count):
+            indices = range(w, options.subscribers, count)
+            config = WorkerConfig(self.server.url,
+                                  tuple(self.streams[i % len(self.streams)] for i in indices),
+                                  self.send_logs, first_index=w,
+                                  concurrency=options.concurrency,
+                                  receive_buffer=options.receive_buffer,
+                                  core=options.generator_core)
+            self.workers.append(_spawn(self.ctx, f"subscribers-{w}", worker_process, config))
+        started = time.monotonic()
+        ready = [worker.expect(120 + options.subscribers) for worker in self.workers]
+        self.connected = sum(r[1] for r in ready)
+        self.errors = [e for r in ready for e in r[2]]
+        self.log(f"  {self.connected}/{options.subscribers} subscribers connected in "
+                 f"{time.monotonic() - started:.1f} s"
+                 + (f"; errors: {self.errors[:2]}" if self.errors else ""))
+
+    def _generator_cpu(self) -> float:
+        children = [self.publisher, *self.workers]
+        return sum(cpu_seconds(c.process.pid) for c in children
+                   if c is not None and c.process.pid is not None)
+
+    def measure_window(self) -> _Window:
+        server, probe, workers = self.server, self.probe, self.workers
+        cores_start = core_times()
+        generator_start = self._generator_cpu()
+        drops_start = udp_drops_of_process(server.pid)
+        server.profiling(True)
+        probe.mark()
+        started = time.monotonic()
+        marks_start = [w.request(("mark", True), 30) for w in workers]
+        time.sleep(self.options.seconds)
+        marks_end = [w.request(("mark", False), 30) for w in workers]
+        seconds = time.monotonic() - started
+        server.profiling(False)
+        return _Window(
+            seconds=seconds,
+            marks_start=marks_start,
+            marks_end=marks_end,
+            server_cpu_pct=probe.cpu_since_mark() / seconds * 100,
+            generator_cpu_pct=(self._generator_cpu() - generator_start) / seconds * 100,
+            cores=core_busy_percent(cores_start, core_times()),
+            server_drops=udp_drops_of_process(server.pid) - drops_start,
+            rss_after=probe.rss(),
+        )
+
+    def finish(self) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """Collect the workers' reports, close every session, stop the publisher."""
+        reports = [w.request(("report",), 30) for w in self.workers]
+        for worker in self.workers:
+            worker.conn.send(("stop",))
+        for worker in self.workers:
+            worker.stop()
+        stats: list[Any] = []
+        if self.publisher is not None:
+            stats = self.publisher.request(("stop",), 30)[1]
+            self.publisher.stop()
+        return reports, stats
+
+    def kill_children(self) -> None:
+        for child in [self.publisher, *self.workers]:
+            if child is not None and child.process.is_alive():
+                child.process.terminate()
+                child.process.join(5)
+
+
+def _window_counts(window: _Window) -> tuple[float, float, int, int, int]:
+    """(packets/s summed, frames/s summed, expected, lost, generator socket drops)."""
+    packets = frames = 0.0
+    expected = lost = drops = 0
+    for start, end in zip(window.marks_start, window.marks_end, strict=True):
         seconds = end[1] - start[1]
         for (v0, a0, f0), (v1, a1, f1) in zip(start[2], end[2], strict=True):
-            for s, e in ((v0, v1), (a0, a1)):
-                want, got = window_loss(s, e)
+            for first, last in ((v0, v1), (a0, a1)):
+                want, got = window_loss(first, last)
                 expected += want
                 lost += want - got
-                packets += (e[0] - s[0]) / seconds
+                packets += (last[0] - first[0]) / seconds
             frames += (f1 - f0) / seconds
-    generator_drops = sum(end[3] - start[3] for start, end in zip(marks_start, marks_end,
-                                                                  strict=True))
+        drops += end[3] - start[3]
+    return packets, frames, expected, lost, drops
+
+
+def _result(options: RunOptions, published_pps: float, run: _Run, window: _Window,
+            reports: list[tuple[Any, ...]], publisher_stats: list[Any],
+            profile_path: Path | None) -> RunResult:
+    packets, frames, expected, lost, generator_drops = _window_counts(window)
     results = [r for report in reports for r in report[1]]
     latency = merge(report[2] for report in reports)
     joins = [r["first_packet_ms"] for r in results if r["first_packet_ms"] is not None]
     joins_video = [r["first_video_ms"] for r in results if r["first_video_ms"] is not None]
     answers = [r["answer_ms"] for r in results if r["answer_ms"] is not None]
+    errors = list(run.errors)
     never = sum(1 for r in results if not r["error"] and r["first_packet_ms"] is None)
     if never:
         errors.append(f"{never} connected subscribers never received a packet")
     odd = [(r["unmatched_frames"], r["frames"], r["offset_found"]) for r in results
-           if r["unmatched_frames"] or (not r["offset_found"] and not r["error"])]
+           if not r["error"] and (r["unmatched_frames"] or not r["offset_found"])]
     if odd:
         errors.append(f"latency matching failed at {len(odd)} subscribers "
                       f"(unmatched, frames, offset found): {odd[:5]}")
-    per_packet = ((server_cpu - idle_cpu) / 100 * window / (packets * window) * 1e6
-                  if packets else 0.0)
+    busy_pct = window.server_cpu_pct - run.idle_cpu_pct
+    connected = run.connected
     return RunResult(
         server=options.server,
         subscribers=options.subscribers,
         connected=connected,
         streams=options.streams,
-        window_s=window,
+        window_s=window.seconds,
         published_pps=published_pps,
         forwarded_pps=packets,
         frames_per_s=frames / max(1, connected),
-        server_cpu_pct=server_cpu,
-        server_idle_cpu_pct=idle_cpu,
-        us_per_packet=per_packet,
-        generator_cpu_pct=generator_cpu,
-        core_busy_pct=cores,
+        server_cpu_pct=window.server_cpu_pct,
+        server_idle_cpu_pct=run.idle_cpu_pct,
+        us_per_packet=busy_pct / 100 / packets * 1e6 if packets else 0.0,
+        generator_cpu_pct=window.generator_cpu_pct,
+        core_busy_pct=window.cores,
         loss_pct=100 * lost / expected if expected else 0.0,
         lost=lost,
         expected=expected,
@@ -277,14 +340,13 @@ def _measure(options: RunOptions, server: ServerProcess, ctx: Any, children: lis
         join_video_p99_ms=percentile(joins_video, 0.99),
         answer_p50_ms=percentile(answers, 0.50),
         answer_p99_ms=percentile(answers, 0.99),
-        rss_before_mb=rss_before / 2**20,
-        rss_after_mb=rss_after / 2**20,
-        rss_per_subscriber_kb=(rss_after - rss_before) / 1024 / max(1, connected),
-        server_socket_drops=server_drops,
+        rss_before_mb=run.rss_before / 2**20,
+        rss_after_mb=window.rss_after / 2**20,
+        rss_per_subscriber_kb=(window.rss_after - run.rss_before) / 1024 / max(1, connected),
+        server_socket_drops=window.server_drops,
         generator_socket_drops=generator_drops,
         unmatched_frames=sum(r["unmatched_frames"] for r in results),
-        subscribers_unmatched=sum(1 for r in results
-                                  if r["unmatched_frames"] or not r["offset_found"]),
+        subscribers_unmatched=len(odd),
         publisher=[asdict(s) for s in publisher_stats],
         errors=errors,
         profile_path=str(profile_path) if profile_path else None,

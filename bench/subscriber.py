@@ -250,7 +250,7 @@ async def _work(conn: Connection, config: WorkerConfig) -> None:
     gate = asyncio.Semaphore(config.concurrency)
     limits = httpx.Limits(max_connections=config.concurrency * 2)
 
-    async def join(subscriber: Subscriber) -> None:
+    async def join(subscriber: Subscriber, client: httpx.AsyncClient) -> None:
         async with gate:
             try:
                 await subscriber.connect(client)
@@ -258,7 +258,7 @@ async def _work(conn: Connection, config: WorkerConfig) -> None:
                 subscriber.error = repr(exc)
 
     async with httpx.AsyncClient(base_url=config.base_url, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(join(s) for s in subscribers))
+        await asyncio.gather(*(join(s, client) for s in subscribers))
         errors = [s.error for s in subscribers if s.error]
         conn.send(("ready", len(subscribers) - len(errors), errors[:5]))
         ports = [port for s in subscribers for port in s.local_ports]
