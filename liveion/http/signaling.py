@@ -33,18 +33,16 @@ def _created(request: Request, session: Session) -> Response:
 async def whip(stream: str, request: Request) -> Response:
     """Publish: the body is the SDP offer; 201 with the SDP answer."""
     check_stream_name(stream)
-    offer = await read_text_body(request, SDP)
-    session = await manager_of(request).publish(stream, offer)
-    return _created(request, session)
+    manager = manager_of(request)
+    return _created(request, await manager.publish(stream, await read_text_body(request, SDP)))
 
 
 @router.post("/whep/{stream}", status_code=201, tags=["whep"])
 async def whep(stream: str, request: Request) -> Response:
     """Subscribe: the body is the player's SDP offer; 201 with the SDP answer."""
     check_stream_name(stream)
-    offer = await read_text_body(request, SDP)
-    session = await manager_of(request).subscribe(stream, offer)
-    return _created(request, session)
+    manager = manager_of(request)
+    return _created(request, await manager.subscribe(stream, await read_text_body(request, SDP)))
 
 
 @router.head("/whep/{stream}", tags=["whep"])

@@ -275,10 +275,3 @@ class TrackForwarder:
             (group.packets - leg.base_packets) & 0xFFFFFFFF,
             (group.octets - leg.base_octets) & 0xFFFFFFFF,
         )
-
-    def sent_to(self, leg: Leg) -> tuple[int, int]:
-        """(packets, payload octets) forwarded to this leg so far."""
-        group = leg.group
-        if group is None:
-            return 0, 0
-        return group.packets - leg.base_packets, group.octets - leg.base_octets
