@@ -40,7 +40,6 @@ class Leg:
     base_packets: int = 0
     base_octets: int = 0
     group: Group | None = None
-    nacks_answered: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -98,9 +97,6 @@ class TrackForwarder:
         self.last_at = 0.0
         self.started = False
         self.clock = SenderClock()
-        self.packets_in = 0
-        self.bytes_in = 0
-        self.keyframes = 0
 
     # ---- publisher side -------------------------------------------------------------------
 
@@ -144,15 +140,10 @@ class TrackForwarder:
             self.last_sequence = sequence
             self.last_timestamp = timestamp
             self.last_at = now
-        self.packets_in += 1
-        self.bytes_in += len(data)
 
-        keyframe = False
         detect = self._is_keyframe
-        if detect is not None:
-            keyframe = detect(memoryview(data)[header.payload_offset : header.payload_end])
-            if keyframe:
-                self.keyframes += 1
+        keyframe = detect is not None and detect(
+            memoryview(data)[header.payload_offset : header.payload_end])
         ssrc = self.ssrc
         for group in self.groups:
             packet = build_forwarded(data, header, group.payload_type, sequence, timestamp, ssrc)
@@ -251,7 +242,6 @@ class TrackForwarder:
             if rtx_payload_type is not None:
                 packet = build_rtx(packet, rtx_payload_type, leg.rtx_sequence, self.rtx_ssrc)
                 leg.rtx_sequence = (leg.rtx_sequence + 1) & 0xFFFF
-            leg.nacks_answered += 1
             leg.send(packet)
 
     def sender_report(self, leg: Leg, now: float, wall: float) -> bytes | None:

@@ -168,10 +168,10 @@ class StreamManager:
             elif holder:
                 stream.on_subscriber_rtcp(holder[0], data)
 
-        def on_rtp(data: bytes, arrival: float) -> None:
+        def on_rtp(data: bytes) -> None:
             if role is Role.PUBLISH and stream.publisher is not None and holder \
                     and stream.publisher is holder[0]:
-                stream.on_publisher_rtp(data, arrival)
+                stream.on_publisher_rtp(data)
 
         def on_ready() -> None:
             if role is Role.PUBLISH:

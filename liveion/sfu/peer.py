@@ -37,7 +37,7 @@ from .sdp import SdpFragment
 
 logger = logging.getLogger(__name__)
 
-RtpHandler = Callable[[bytes, float], None]
+RtpHandler = Callable[[bytes], None]
 RtcpHandler = Callable[[bytes], None]
 
 # ECDSA suites first (our certificate is ECDSA), then RSA suites so that peers whose DTLS
@@ -59,8 +59,6 @@ class NegotiatedMedia:
     codecs: tuple[Codec, ...]
     remote_ssrcs: tuple[int, ...]
     remote_rtx_ssrcs: tuple[int, ...]
-    local_ssrc: int
-    local_rtx_ssrc: int
 
 
 @dataclass
@@ -265,8 +263,6 @@ class Peer:
                 codecs=_codecs_of(transceiver._codecs),
                 remote_ssrcs=tuple(s.ssrc for s in section.ssrc if s.ssrc not in rtx),
                 remote_rtx_ssrcs=tuple(sorted(rtx)),
-                local_ssrc=transceiver.sender._ssrc,
-                local_rtx_ssrc=transceiver.sender._rtx_ssrc,
             ))
         self.cname = next((s.cname for m in local.media for s in m.ssrc if s.cname), "")
 
@@ -277,7 +273,7 @@ class Peer:
         on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
 
         async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-            on_rtp(data, arrival_time_ms / 1000)
+            on_rtp(data)
 
         async def handle_rtcp(data: bytes) -> None:
             on_rtcp(data)

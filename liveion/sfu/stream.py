@@ -18,8 +18,6 @@ from ..rtp.rtcp import (
     Fir,
     Nack,
     Pli,
-    ReceiverReport,
-    Remb,
     RtcpError,
     SenderReport,
     build_nack,
@@ -61,9 +59,6 @@ class Session:
     legs: dict[str, Leg] = field(default_factory=dict)
     packets_in: int = 0
     bytes_in: int = 0
-    remote_loss: float = 0.0
-    remote_jitter: int = 0
-    remote_bitrate: int = 0
     bitrate: int = 0
     _last_bytes: int = 0
     setup_timer: asyncio.TimerHandle | None = None
@@ -187,7 +182,7 @@ class Stream:
 
     # ---- publisher media ----------------------------------------------------------------
 
-    def on_publisher_rtp(self, data: bytes, arrival: float) -> None:
+    def on_publisher_rtp(self, data: bytes) -> None:
         """Hot path: one decrypted packet from the publisher."""
         try:
             header = parse_rtp(data)
@@ -299,13 +294,6 @@ class Stream:
                 leg = session.legs.get("video")
                 if leg is not None and packet.media_ssrc == video.ssrc:
                     video.retransmit(leg, packet.lost)
-            elif isinstance(packet, ReceiverReport | SenderReport):
-                for block in packet.reports:
-                    if block.ssrc == video.ssrc:
-                        session.remote_loss = block.fraction_lost / 256
-                        session.remote_jitter = block.jitter
-            elif isinstance(packet, Remb):
-                session.remote_bitrate = packet.bitrate
 
     # ---- timers ------------------------------------------------------------------------
 
