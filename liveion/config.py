@@ -49,16 +49,22 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ENV_PREFIX",
     "AuthConfig",
+    "CascadeEndpoint",
     "ConfigError",
+    "HooksConfig",
     "HttpConfig",
     "IceServer",
+    "LimitsConfig",
     "LogConfig",
+    "RecorderConfig",
     "SdpConfig",
     "Settings",
+    "StorageConfig",
     "StrategyConfig",
     "StrategyOverride",
     "StreamConfig",
     "WebRtcConfig",
+    "WebhookConfig",
     "default_config_path",
     "load_settings",
 ]
@@ -339,6 +345,84 @@ class SdpConfig(BaseModel):
         return _normalise_codecs(value, AUDIO_CODECS, "audio")
 
 
+HOOK_EVENTS = ("stream_created", "stream_deleted", "publish_started", "publish_stopped",
+               "subscribe_started", "subscribe_stopped")
+
+
+class HooksConfig(BaseModel):
+    """``[hooks]`` (and ``[stream.<name>.hooks]``): scripts run on stream events.
+
+    Each script is executed directly (no shell) as ``<script> <event> <stream> [reason]``
+    with ``LIVE777_EVENT``, ``LIVE777_STREAM``, ``LIVE777_REASON`` and ``LIVE777_SESSION``
+    in its environment.
+    """
+
+    model_config = _STRICT
+
+    timeout_ms: int = Field(default=5000, ge=0)
+    """A script still running after this many ms is killed; 0 means no timeout."""
+    on_error: Literal["stop", "continue"] = "stop"
+    """After a failing script: skip the remaining scripts of that event, or go on."""
+    on_stream_created: list[str] = Field(default_factory=list)
+    on_stream_deleted: list[str] = Field(default_factory=list)
+    on_publish_started: list[str] = Field(default_factory=list)
+    on_publish_stopped: list[str] = Field(default_factory=list)
+    on_subscribe_started: list[str] = Field(default_factory=list)
+    """Extension: a viewer joined."""
+    on_subscribe_stopped: list[str] = Field(default_factory=list)
+    """Extension: a viewer left."""
+
+
+class WebhookConfig(BaseModel):
+    """``[webhook]`` (extension): every event is POSTed as JSON to each URL."""
+
+    model_config = _STRICT
+
+    urls: list[str] = Field(default_factory=list)
+    """http:// or https:// endpoints."""
+    secret: str = ""
+    """HMAC-SHA256 key; when set, each POST carries ``X-Live777-Signature: sha256=<hex>``
+    over the raw body."""
+    timeout_ms: int = Field(default=2000, ge=1)
+    """Per-attempt timeout."""
+    max_attempts: int = Field(default=6, ge=1)
+    """Attempts per event and URL, with exponential backoff from 0.5 s between them."""
+
+    @field_validator("urls")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+        return value
+
+
+class LimitsConfig(BaseModel):
+    """``[limits]`` (extension): protection against overload and abuse."""
+
+    model_config = _STRICT
+
+    max_sessions: int = Field(default=4096, ge=0)
+    """WHIP + WHEP sessions on this node; further offers get 503. 0 means no limit."""
+    rate_limit: float = Field(default=20.0, ge=0)
+    """POST/PATCH/DELETE requests per second allowed per client address (token bucket);
+    0 disables the rate limit."""
+    rate_burst: int = Field(default=60, ge=1)
+    """Requests a client may make at once before `rate_limit` applies."""
+
+
+_CASCADE_SCHEMES = {"sources": ("whep://", "wheps://"), "targets": ("whip://", "whips://")}
+
+
+class CascadeEndpoint(BaseModel):
+    """``[[stream.<name>.sources]]`` / ``[[stream.<name>.targets]]``: ``url`` is
+    ``whep(s)://[token@]host:port/whep/S`` (a source) or ``whip(s)://…/whip/S`` (a target)."""
+
+    model_config = _STRICT
+
+    url: str
+
+
 class StreamConfig(BaseModel):
     """``[stream.<name>]``: declaring the table provisions the stream at startup."""
 
@@ -346,6 +430,87 @@ class StreamConfig(BaseModel):
 
     strategy: StrategyOverride | None = None
     """Per-stream strategy overrides (``[stream.<name>.strategy]``)."""
+    hooks: HooksConfig | None = None
+    """Per-stream hook scripts, run after the global ``[hooks]`` ones."""
+    sources: list[CascadeEndpoint] = Field(default_factory=list)
+    """Pull the stream from another node over WHEP (this node becomes its publisher)."""
+    targets: list[CascadeEndpoint] = Field(default_factory=list)
+    """Push the stream to other nodes over WHIP."""
+
+    @model_validator(mode="after")
+    def _check_cascade_urls(self) -> StreamConfig:
+        for key, schemes in _CASCADE_SCHEMES.items():
+            seen: set[str] = set()
+            for endpoint in getattr(self, key):
+                if not endpoint.url.startswith(schemes):
+                    raise ValueError(
+                        f"{key} url {endpoint.url!r} must start with {' or '.join(schemes)}")
+                if endpoint.url in seen:
+                    raise ValueError(f"{key} url {endpoint.url!r} is listed twice")
+                seen.add(endpoint.url)
+        return self
+
+
+class StorageConfig(BaseModel):
+    """``[recorder.storage]``: where recordings go (through opendal)."""
+
+    model_config = _STRICT
+
+    type: Literal["fs", "s3", "oss"] = "fs"
+    root: str | None = None
+    """Root path: ``./storage`` for fs, ``/`` inside the bucket for s3 and oss."""
+    bucket: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    """S3 secret key."""
+    session_token: str | None = None
+    """S3 temporary-credential session token."""
+    disable_config_load: bool = False
+    """S3: do not load credentials from the environment or ~/.aws."""
+    enable_virtual_host_style: bool = False
+    """S3: ``bucket.endpoint`` requests instead of ``endpoint/bucket``."""
+    access_key_secret: str | None = None
+    """OSS secret key."""
+    security_token: str | None = None
+    """OSS STS security token."""
+
+    @property
+    def effective_root(self) -> str:
+        if self.root is not None:
+            return self.root
+        return "./storage" if self.type == "fs" else "/"
+
+    @model_validator(mode="after")
+    def _check_required(self) -> StorageConfig:
+        if self.type in ("s3", "oss") and not self.bucket:
+            raise ValueError(f"storage type {self.type!r} needs a bucket")
+        if self.type == "oss" and not self.endpoint:
+            raise ValueError("storage type 'oss' needs an endpoint")
+        return self
+
+
+class RecorderConfig(BaseModel):
+    """``[recorder]``: fragmented MP4 + DASH recording of streams."""
+
+    model_config = _STRICT
+
+    auto_streams: list[str] = Field(default_factory=list)
+    """Glob patterns (``*``, ``web-*``) of streams recorded as soon as they are published."""
+    max_recording_seconds: int = Field(default=86_400, ge=0)
+    """A recording longer than this continues in a new timestamp directory; 0 disables."""
+    node_alias: str | None = None
+    """Names this node in recording metadata (multi-node deployments)."""
+    index_path: str = "./recordings/index.json"
+    """The local index of recordings (JSON lines)."""
+    spool_dir: str = "./recordings/spool"
+    """Extension: files wait here while storage is unreachable, and are uploaded in order
+    when it returns."""
+    segment_seconds: float = Field(default=10.0, gt=0, le=60)
+    """Extension: target segment length; video segments are cut on the first keyframe
+    after it."""
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
 def _check_stream_name(name: str) -> str:
@@ -400,6 +565,10 @@ class Settings(BaseSettings):
     sdp: SdpConfig = Field(default_factory=SdpConfig)
     stream: dict[StreamName, StreamConfig] = Field(default_factory=dict)
     """Streams provisioned at startup, keyed by name (``[stream.<name>]``)."""
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
 
     @classmethod
     def settings_customise_sources(

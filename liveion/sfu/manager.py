@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from ..config import Settings, StrategyConfig
+from ..events import Event, EventBus, EventType, Reason
 from .peer import Peer, PeerError
 from .sdp import Role as OfferRole
 from .sdp import SdpFragment, check_offer
@@ -55,8 +56,10 @@ def new_session_id() -> str:
 
 
 class StreamManager:
-    def __init__(self, settings: Settings, session_id: Callable[[], str] = new_session_id) -> None:
+    def __init__(self, settings: Settings, session_id: Callable[[], str] = new_session_id,
+                 events: EventBus | None = None) -> None:
         self.settings = settings
+        self.events = events or EventBus()
         self.streams: dict[str, Stream] = {}
         self._session_id = session_id
         self._auto_created: set[str] = set()
@@ -80,7 +83,7 @@ class StreamManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for name in list(self.streams):
-            await self._delete_stream(name)
+            await self._delete_stream(name, Reason.SHUTDOWN)
 
     def strategy(self, stream: str) -> StrategyConfig:
         return self.settings.strategy_for(stream)
@@ -93,26 +96,29 @@ class StreamManager:
             raise NotFound(f"stream '{name}' does not exist")
         return stream
 
-    def create_stream(self, name: str) -> Stream:
+    def create_stream(self, name: str, reason: Reason = Reason.API) -> Stream:
         if name in self.streams:
             raise Conflict(f"stream '{name}' already exists")
         stream = self.streams[name] = Stream(name)
+        self.events.emit(Event(EventType.STREAM_CREATED, name, reason))
         return stream
 
     async def delete_stream(self, name: str) -> None:
         stream = self.get(name)
         if stream.provisioned:
             raise Conflict(f"stream '{name}' is declared in the configuration")
-        await self._delete_stream(name)
+        await self._delete_stream(name, Reason.API_DELETED)
 
-    async def _delete_stream(self, name: str) -> None:
+    async def _delete_stream(self, name: str, reason: Reason) -> None:
         stream = self.streams.pop(name, None)
         self._auto_created.discard(name)
         if stream is None:
             return
+        session_reason = Reason.SHUTDOWN if reason is Reason.SHUTDOWN else Reason.STREAM_DELETED
         for session in stream.sessions():
-            await self._close_session(stream, session)
+            await self._close_session(stream, session, session_reason)
         await stream.close()
+        self.events.emit(Event(EventType.STREAM_DELETED, name, reason))
 
     def _stream_for(self, name: str, role: Role) -> Stream:
         stream = self.streams.get(name)
@@ -123,7 +129,7 @@ class StreamManager:
         if not allowed:
             raise NotFound(f"stream '{name}' does not exist and auto-create is off")
         self._auto_created.add(name)
-        return self.create_stream(name)
+        return self.create_stream(name, Reason.AUTO_CREATED)
 
     # ---- sessions -----------------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class StreamManager:
             await session.peer.close()
             raise NotFound(f"stream '{name}' was deleted")
         stream.attach_publisher(session)
+        self.events.emit(Event(EventType.PUBLISH_STARTED, name, Reason.API, session.id))
         return session
 
     async def subscribe(self, name: str, offer: str) -> Session:
@@ -156,6 +163,7 @@ class StreamManager:
             await session.peer.close()
             raise NotFound(f"stream '{name}' was deleted")
         stream.attach_subscriber(session)
+        self.events.emit(Event(EventType.SUBSCRIBE_STARTED, name, Reason.API, session.id))
         return session
 
     async def _open(self, stream: Stream, role: Role, offer: str,
@@ -199,8 +207,8 @@ class StreamManager:
         if not session.peer.ready and session in stream.sessions():
             logger.info("%s session %s on %s did not connect in time", session.role.value,
                         session.id, stream.name)
-            asyncio.get_running_loop().create_task(self._close_session(stream, session),
-                                                   name="setup-timeout")
+            asyncio.get_running_loop().create_task(
+                self._close_session(stream, session, Reason.SETUP_TIMEOUT), name="setup-timeout")
 
     def session(self, name: str, session_id: str) -> Session:
         stream = self.get(name)
@@ -215,25 +223,32 @@ class StreamManager:
     async def add_candidates(self, name: str, session_id: str, fragment: SdpFragment) -> None:
         await self.session(name, session_id).peer.add_candidates(fragment)
 
-    async def delete_session(self, name: str, session_id: str) -> None:
+    async def delete_session(self, name: str, session_id: str,
+                             reason: Reason = Reason.API_DELETED) -> None:
         stream = self.get(name)
-        await self._close_session(stream, self.session(name, session_id))
+        await self._close_session(stream, self.session(name, session_id), reason)
 
     async def _peer_gone(self, stream: Stream, session: Session) -> None:
         """ICE consent lost or DTLS closed by the peer."""
         logger.info("%s session %s on %s closed by the peer", session.role.value, session.id,
                     stream.name)
-        await self._close_session(stream, session)
+        await self._close_session(stream, session, Reason.PEER_CLOSED)
 
-    async def _close_session(self, stream: Stream, session: Session) -> None:
+    async def _close_session(self, stream: Stream, session: Session, reason: Reason) -> None:
         if session.setup_timer is not None:
             session.setup_timer.cancel()
             session.setup_timer = None
         if session.role is Role.PUBLISH:
+            attached = stream.publisher is session
             stream.detach_publisher(session)
+            stopped = EventType.PUBLISH_STOPPED
         else:
+            attached = session.id in stream.subscribers
             stream.detach_subscriber(session)
+            stopped = EventType.SUBSCRIBE_STOPPED
         await session.peer.close()
+        if attached:
+            self.events.emit(Event(stopped, stream.name, reason, session.id))
 
     # ---- timers -------------------------------------------------------------------------
 
@@ -245,25 +260,25 @@ class StreamManager:
             for name, stream in list(self.streams.items()):
                 reason = self._expired(name, stream, now)
                 if reason is not None:
-                    logger.info("deleting stream %s: %s", name, reason)
-                    await self._delete_stream(name)
+                    logger.info("deleting stream %s: %s", name, reason.value)
+                    await self._delete_stream(name, reason)
 
-    def _expired(self, name: str, stream: Stream, now: int) -> str | None:
+    def _expired(self, name: str, stream: Stream, now: int) -> Reason | None:
         if stream.provisioned or stream.publishing:
             return None
         strategy = self.strategy(name)
         if strategy.auto_delete_whip >= 0 and stream.publisher is None \
                 and stream.publish_leave_at and now - stream.publish_leave_at \
                 >= strategy.auto_delete_whip and stream.publish_leave_at != stream.created_at:
-            return "publish-leave-timeout"
+            return Reason.PUBLISH_LEAVE_TIMEOUT
         if strategy.auto_delete_whep >= 0 and not stream.subscribers \
                 and stream.subscribe_leave_at and now - stream.subscribe_leave_at \
                 >= strategy.auto_delete_whep and stream.subscribe_leave_at != stream.created_at:
-            return "subscribe-leave-timeout"
+            return Reason.SUBSCRIBE_LEAVE_TIMEOUT
         idle_since = max(stream.publish_leave_at, stream.subscribe_leave_at)
         if name in self._auto_created and stream.publisher is None and not stream.subscribers \
                 and now - idle_since >= ORPHAN_GRACE_MS:
-            return "orphaned"
+            return Reason.ORPHANED
         return None
 
     async def _sample_stats(self) -> None:

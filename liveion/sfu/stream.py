@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
-from ..rtp.header import RtpError, parse_rtp, unwrap_rtx
+from ..rtp.header import RtpError, RtpHeader, parse_rtp, unwrap_rtx
 from ..rtp.keyframe import KeyframeRequester
 from ..rtp.nack import NackGenerator
 from ..rtp.rtcp import (
@@ -28,6 +29,7 @@ from ..rtp.rtcp import (
     parse_compound,
 )
 from ..rtp.stats import ReceiveStatistics
+from .codec import Codec
 from .forwarder import Leg, TrackForwarder
 from .peer import NegotiatedMedia, Peer
 
@@ -40,6 +42,18 @@ PUBLISHER_REMB_BITRATE = 8_000_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class MediaTap(Protocol):
+    """A consumer of the publisher's media inside the node (recorder, snapshot, cascade push).
+
+    Called on the hot path with packets as the publisher sent them (RTX already unwrapped,
+    original sequence numbers and timestamps). Must not block: copy what it needs and return.
+    """
+
+    def on_rtp(self, kind: str, codec: Codec, data: bytes, header: RtpHeader) -> None: ...
+
+    def on_sender_report(self, kind: str, ntp: int, rtp_ts: int) -> None: ...
 
 
 class Role(Enum):
@@ -121,6 +135,7 @@ class Stream:
         self._rtcp_ssrc = secrets.randbits(32) or 1
         self._rtcp_task: asyncio.Task[None] | None = None
         self._on_idle = on_idle
+        self.taps: list[MediaTap] = []
 
     # ---- membership ---------------------------------------------------------------------
 
@@ -221,6 +236,11 @@ class Stream:
             if missing:
                 self._send_to_publisher(build_nack(self._rtcp_ssrc, header.ssrc, missing))
         track.on_packet(data, header, now)
+        if self.taps:
+            source = track.source
+            if source is not None and source.payload_type == header.payload_type:
+                for tap in self.taps:
+                    tap.on_rtp(track.kind, source, data, header)
 
     def _learn_route(self, ssrc: int, payload_type: int) -> _Route | None:
         """An SSRC the offer did not list: place it by payload type (BUNDLE demux, RFC 8843)."""
@@ -259,6 +279,8 @@ class Stream:
                 route = self._routes.get(packet.ssrc)
                 if route is not None and route.rtx_to_media is None:
                     route.track.on_sender_report(packet.ntp, packet.rtp_ts, now)
+                    for tap in self.taps:
+                        tap.on_sender_report(route.track.kind, packet.ntp, packet.rtp_ts)
 
     def _send_to_publisher(self, packet: bytes) -> None:
         if self.publisher is not None:

@@ -1,0 +1,1 @@
+"""Recording streams to fragmented MP4 + DASH (sans-IO cores) and to storage (glue)."""
