@@ -59,11 +59,12 @@ class WhipPublisher:
         await self.pc.close()
 
 
-async def publish(base: str, stream: str, video: str = "video/H264", audio: bool = True,
+async def publish(base: str, stream: str, video: str | None = "video/H264", audio: bool = True,
                   headers: dict[str, str] | None = None) -> WhipPublisher:
     pc = RTCPeerConnection()
-    video_tx = pc.addTransceiver(PatternTrack(), direction="sendonly")
-    prefer(video_tx, video)
+    if video is not None:
+        video_tx = pc.addTransceiver(PatternTrack(), direction="sendonly")
+        prefer(video_tx, video)
     if audio:
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
