@@ -3,6 +3,7 @@
   python -m bench sfu --subscribers 10,50,100 --seconds 20 [--server liveion|baseline]
   python -m bench compare --subscribers 20 --baseline-subscribers 2,4,8
   python -m bench encode            (build the cached pre-encoded clip)
+  python -m bench record --recordings 50 --seconds 30
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from .compare import capacity_summary, keeps_up
 from .media import ClipSpec, load_clip
+from .recorder import recorder_table, run_recorder_bench
 from .report import notes, profile_summary, ratio_table, results_table, save
 from .run import RunOptions, RunResult, run_once
 
@@ -136,6 +138,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    results = run_recorder_bench(args.recordings, args.seconds, args.core)
+    print(recorder_table(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     encode = commands.add_parser("encode", help="encode and cache the clip")
     _common(encode)
     encode.set_defaults(func=cmd_encode)
+
+    record = commands.add_parser("record", help="CPU cost of concurrent recordings")
+    record.add_argument("--recordings", type=int, default=50)
+    record.add_argument("--seconds", type=float, default=30.0, help="media seconds each")
+    record.add_argument("--core", type=int, default=0, help="pin to this core")
+    record.set_defaults(func=cmd_record)
 
     args = parser.parse_args(argv)
     return int(args.func(args))
