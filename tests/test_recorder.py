@@ -17,7 +17,6 @@ import av
 import httpx
 import pytest
 from clients import PatternTrack, publish
-
 from conftest import LiveionProcess
 
 SEGMENT_SECONDS = 1

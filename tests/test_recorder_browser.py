@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from conftest import LiveionProcess
 from helpers.dash import CHROMIUM_ARGS as PLAYER_ARGS
 from helpers.dash import chromium_path, dashjs_available, describe, play_mpd
 from test_browser import CHROMIUM_ARGS as PUBLISHER_ARGS
 from test_recorder import ffprobe, manifest_is_static, recorder_config, wait_for
-
-from conftest import LiveionProcess
 
 playwright_api = pytest.importorskip("playwright.async_api")
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -13,11 +13,10 @@ import av
 import httpx
 import pytest
 from clients import play, publish
+from conftest import LiveionProcess, free_port
 from helpers.oss_server import OssServer
 from helpers.s3 import MotoS3
 from test_recorder import ffprobe, recorder_config, wait_for
-
-from conftest import LiveionProcess, free_port
 
 
 def s3_storage(server: MotoS3, bucket: str, root: str = "/recordings") -> str:

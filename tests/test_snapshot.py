@@ -8,7 +8,6 @@ import av
 import httpx
 import pytest
 from clients import publish
-
 from conftest import LiveionProcess
 
 
