@@ -173,3 +173,59 @@ async def test_disk_full_while_spooling_marks_the_recording_failed(
         await publisher.close()
         assert (await http.get("/api/streams/")).status_code == 200
     assert node.proc.poll() is None
+
+
+async def test_s3_holds_byte_identical_files_to_fs_for_the_same_input(
+        tmp_path: Path, moto_s3: MotoS3) -> None:
+    """The same publisher packets recorded twice, once to fs and once to S3 (moto), read back
+    through boto3: every file is byte-identical."""
+    from aiortc.codecs.h264 import H264Encoder
+    from helpers.encode import encode_opus, encode_video
+    from test_recording_sync import H264, OPUS, nal_units, parameter_sets
+
+    from liveion.config import StorageConfig
+    from liveion.recorder.paths import record_path
+    from liveion.recorder.pipeline import FileOut, StreamRecording
+    from liveion.recorder.spool import Uploader
+    from liveion.storage import open_storage
+
+    video = encode_video("h264", frames=90, width=160, height=120, gop=30)
+    audio = encode_opus(seconds=3.0)
+    packets: list[tuple[float, str, bytes, int, int, bool]] = []
+    for index, frame in enumerate(video.frames):
+        nals = (parameter_sets(video.config.config_record) if frame.keyframe else []) \
+            + nal_units(frame.data)
+        payloads = H264Encoder._packetize(nals)
+        for number, payload in enumerate(payloads):
+            packets.append((index / 30, "video", payload, index * 3000, len(packets),
+                            number == len(payloads) - 1))
+    for index, frame in enumerate(audio.frames):
+        packets.append((index * 0.02, "audio", frame.data, index * 960, index, True))
+    packets.sort(key=lambda p: p[0])
+
+    bucket = f"rec-{uuid.uuid4().hex[:8]}"
+    moto_s3.client().create_bucket(Bucket=bucket)
+    targets = {"fs": StorageConfig(type="fs", root=str(tmp_path / "fs")),
+               "s3": StorageConfig(**moto_s3.storage_toml_fields(bucket, "/rec"))}
+    for name, config in targets.items():
+        uploader = Uploader(open_storage(config), str(tmp_path / f"spool-{name}"))
+        await uploader.start()
+        recording = StreamRecording(record_path("same", 1_800_000_000), segment_seconds=1)
+        outputs = []
+        for at, kind, payload, timestamp, sequence, marker in packets:
+            outputs += recording.on_rtp(kind, H264 if kind == "video" else OPUS, payload,
+                                        timestamp, sequence & 0xFFFF, marker,
+                                        1_800_000_000 + at)
+        outputs += recording.close_part(1_800_000_003.5)
+        for output in outputs:
+            if isinstance(output, FileOut):
+                await uploader.put(output.path, output.data)
+        assert await uploader.flush(30)
+        await uploader.close()
+
+    on_disk = {str(p.relative_to(tmp_path / "fs")): p.read_bytes()
+               for p in (tmp_path / "fs").rglob("*") if p.is_file()}
+    in_s3 = {key.removeprefix("rec/"): data for key, data in s3_objects(moto_s3, bucket,
+                                                                         "rec/").items()}
+    assert len(on_disk) >= 8 and "same/1800000000/manifest.mpd" in on_disk
+    assert in_s3 == on_disk
