@@ -60,7 +60,8 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest.mark.parametrize(("codec", "codec_name", "container"), [
-    ("VP8", "vp8", "webm"), ("VP9", "vp9", "mp4"), ("H264", "h264", "mp4")])
+    ("VP8", "vp8", "webm"), ("VP9", "vp9", "mp4"), ("H264", "h264", "mp4"),
+    ("AV1", "av1", "mp4")])
 async def test_browser_publish_recorded_and_played_back_with_dashjs(
         browser: Any, start_liveion: Callable[..., LiveionProcess], tmp_path: Path,
         codec: str, codec_name: str, container: str) -> None:
