@@ -250,7 +250,8 @@ class StrategyConfig(BaseModel):
     each_stream_max_sub: int = Field(default=65535, ge=0)
     """Maximum WHEP subscribers per stream; further subscribers are refused."""
     cascade_push_close_sub: bool = False
-    """When a cascade push ends, also close that stream's subscribers."""
+    """When a cascade push starts, close that stream's other (non-cascade) subscribers:
+    their viewers move to the node the stream is pushed to."""
     auto_create_whip: bool = True
     """A WHIP publish to an unknown stream creates it (false: the stream must exist first)."""
     auto_create_whep: bool = True

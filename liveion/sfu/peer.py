@@ -11,6 +11,10 @@ we use it below that layer:
 - sending protects with the transport's SRTP session and writes to the nominated ICE
   pair's UDP socket synchronously: no task and no await per packet.
 
+A peer normally answers a WHIP/WHEP offer (`accept`). For cascading between nodes it can
+also offer (`offer` then `apply_answer`): the same hooks apply, only the order differs.
+Data channels (SCTP) are aiortc's own; the peer exposes their messages by label.
+
 aiortc is pinned exactly in pyproject.toml; `tests/test_aiortc_hooks.py` fails loudly if an
 upgrade moves anything used here.
 """
@@ -27,8 +31,9 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcpeerconnection as aiortc_pc
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, SRTPProtectionProfile
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from OpenSSL import SSL
 
@@ -39,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 RtpHandler = Callable[[bytes], None]
 RtcpHandler = Callable[[bytes], None]
+MessageHandler = Callable[[str, str | bytes], None]
+"""A data-channel message: (channel label, text or binary payload)."""
+MAX_CHANNEL_BUFFERED = 1 << 20
+"""Bytes a data channel may have queued before further messages to it are dropped, so a
+receiver that cannot keep up does not grow our memory without bound."""
 
 # ECDSA suites first (our certificate is ECDSA), then RSA suites so that peers whose DTLS
 # server uses an RSA certificate (GStreamer webrtcbin, some devices) can connect too.
@@ -142,6 +152,57 @@ def _find_common_codecs(
     return accepted
 
 
+# What an offer from this node lists (cascade pull/push): every format the forwarder
+# carries, with payload types unique across the bundle. aiortc's own table (used for its
+# offers) has only VP8, H264 baseline and the audio codecs it can encode.
+_OFFER_VIDEO: tuple[tuple[str, dict[str, str | int]], ...] = (
+    ("video/H264", {"level-asymmetry-allowed": 1, "packetization-mode": 1,
+                    "profile-level-id": "42e01f"}),
+    ("video/H264", {"level-asymmetry-allowed": 1, "packetization-mode": 1,
+                    "profile-level-id": "42001f"}),
+    ("video/H264", {"level-asymmetry-allowed": 1, "packetization-mode": 1,
+                    "profile-level-id": "4d001f"}),
+    ("video/H264", {"level-asymmetry-allowed": 1, "packetization-mode": 1,
+                    "profile-level-id": "64001f"}),
+    ("video/VP8", {}),
+    ("video/VP9", {"profile-id": 0}),
+    ("video/VP9", {"profile-id": 2}),
+    ("video/AV1", {}),
+    ("video/H265", {}),
+)
+_OFFER_AUDIO: tuple[tuple[str, int, int, dict[str, str | int]], ...] = (
+    ("audio/opus", 111, 2, {"minptime": 10, "useinbandfec": 1}),
+    ("audio/G722", 9, 1, {}),
+    ("audio/PCMU", 0, 1, {}),
+    ("audio/PCMA", 8, 1, {}),
+)
+_VIDEO_FEEDBACK = [RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli"),
+                   RTCRtcpFeedback(type="ccm", parameter="fir"),
+                   RTCRtcpFeedback(type="goog-remb")]
+
+
+def _offer_codecs() -> dict[str, list[RTCRtpCodecParameters]]:
+    """The codec table for our offers, after the `[sdp]` whitelists (video PTs 96-115 with
+    RTX right after each, audio on static PTs or 111)."""
+    video: list[RTCRtpCodecParameters] = []
+    payload_type = 96
+    for mime, fmtp in _OFFER_VIDEO:
+        if not _policy.allows("video", mime.split("/")[1]):
+            continue
+        video.append(RTCRtpCodecParameters(
+            mimeType=mime, clockRate=90000, payloadType=payload_type,
+            rtcpFeedback=list(_VIDEO_FEEDBACK), parameters=dict(fmtp)))
+        video.append(RTCRtpCodecParameters(
+            mimeType="video/rtx", clockRate=90000, payloadType=payload_type + 1,
+            parameters={"apt": payload_type}))
+        payload_type += 2
+    audio = [RTCRtpCodecParameters(mimeType=mime, clockRate=8000 if pt in (0, 8, 9) else 48000,
+                                   channels=channels, payloadType=pt, parameters=dict(fmtp))
+             for mime, pt, channels, fmtp in _OFFER_AUDIO
+             if _policy.allows("audio", mime.split("/")[1])]
+    return {"audio": audio, "video": video}
+
+
 def _codecs_of(parameters: list[RTCRtpCodecParameters]) -> tuple[Codec, ...]:
     rtx_for = {int(str(c.parameters["apt"])): c.payloadType for c in parameters
                if c.name.lower() == "rtx" and "apt" in c.parameters}
@@ -184,27 +245,34 @@ class Peer:
         on_rtcp: RtcpHandler,
         on_ready: Callable[[], None],
         on_closed: Callable[[], None],
+        on_message: MessageHandler | None = None,
     ) -> None:
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
         self._on_ready = on_ready
         self._on_closed = on_closed
+        self.on_message = on_message
+        self._channels: list[RTCDataChannel] = []
         self._dtls: RTCDtlsTransport | None = None
         self._protect: Callable[[bytes], bytes] | None = None
         self._protect_rtcp: Callable[[bytes], bytes] | None = None
         self._sendto: Callable[[bytes, Any], None] | None = None
         self._addr: Any = None
         self._ready = False
+        self.was_ready = False
+        """ICE and DTLS came up at some point (stays true after close)."""
         self._closed = False
         self.media: list[NegotiatedMedia] = []
         self.answer_sdp = ""
+        self.local_sdp = ""
         self.local_ufrag = ""
         self.remote_ufrag = ""
         self.cname = ""
         self.sent_packets = 0
         self.sent_bytes = 0
         self._pc.on("connectionstatechange", self._state_changed)
+        self._pc.on("datachannel", self._add_channel)
 
     @property
     def state(self) -> str:
@@ -214,6 +282,11 @@ class Peer:
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def has_data_channel(self) -> bool:
+        """The negotiated session has an SCTP (m=application) section."""
+        return self._pc.sctp is not None
 
     async def accept(self, offer: str, *, send: bool, ssrcs: dict[str, tuple[int, int]]) -> str:
         """Apply the remote offer and return our answer (all candidates included).
@@ -244,13 +317,61 @@ class Peer:
             self._hook_transport(pc.sctp.transport)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        self.answer_sdp = _require_rtcp_mux(pc.localDescription.sdp)
+        self.answer_sdp = self.local_sdp = _require_rtcp_mux(pc.localDescription.sdp)
         self._describe(offer)
         return self.answer_sdp
 
-    def _describe(self, offer: str) -> None:
-        remote = SessionDescription.parse(offer)
-        local = SessionDescription.parse(self.answer_sdp)
+    async def offer(self, *, recv: bool, send: bool,
+                    ssrcs: dict[str, tuple[int, int]] | None = None,
+                    data_channel: str | None = None) -> str:
+        """Offerer mode (cascade): an audio+video offer, all candidates included.
+
+        `recv` asks the remote to send (a WHEP pull), `send` announces that we send (a WHIP
+        push) with the (media, rtx) SSRCs in `ssrcs` per kind. Every format the forwarder
+        carries is offered; nothing is ever decoded or encoded. `data_channel` opens a
+        channel with that label. Follow with `apply_answer`.
+        """
+        pc = self._pc
+        direction = "sendrecv" if recv and send else "sendonly" if send else "recvonly"
+        for kind in ("audio", "video"):
+            transceiver = pc.addTransceiver(kind, direction=direction)
+            if ssrcs and kind in ssrcs:
+                transceiver.sender._ssrc, transceiver.sender._rtx_ssrc = ssrcs[kind]
+            setattr(transceiver.sender, "send", self._sender_ready)  # noqa: B010
+            setattr(transceiver.receiver, "receive", self._receiver_ready)  # noqa: B010
+        if data_channel is not None:
+            self._add_channel(pc.createDataChannel(data_channel))
+        # createOffer reads the module's CODECS table; it never suspends, so swapping the
+        # table around it is seen by this call only.
+        table = getattr(aiortc_pc, "CODECS")  # noqa: B009
+        setattr(aiortc_pc, "CODECS", _offer_codecs())  # noqa: B010
+        try:
+            offer = await pc.createOffer()
+        finally:
+            setattr(aiortc_pc, "CODECS", table)  # noqa: B010
+        await pc.setLocalDescription(offer)
+        self.local_sdp = pc.localDescription.sdp
+        return self.local_sdp
+
+    async def apply_answer(self, answer: str) -> None:
+        """Offerer mode: apply the remote answer; media flows once ICE and DTLS are up."""
+        pc = self._pc
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except Exception as exc:  # aiortc raises ValueError, OperationError and others
+            raise PeerError(f"cannot use the remote answer: {exc or type(exc).__name__}") \
+                from exc
+        # BUNDLE is resolved by setRemoteDescription: hook the transport that survived,
+        # before aiortc's connect task (scheduled, not yet run) starts DTLS on it.
+        for transceiver in pc.getTransceivers():
+            self._hook_transport(transceiver.receiver.transport)
+        if pc.sctp is not None:
+            self._hook_transport(pc.sctp.transport)
+        self._describe(answer)
+
+    def _describe(self, remote_sdp: str) -> None:
+        remote = SessionDescription.parse(remote_sdp)
+        local = SessionDescription.parse(self.local_sdp)
         self.local_ufrag = _ufrag(local)
         self.remote_ufrag = _ufrag(remote)
         for transceiver in self._pc.getTransceivers():
@@ -305,7 +426,7 @@ class Peer:
             return
         self._sendto = transport.sendto
         self._addr = pair.remote_addr
-        self._ready = True
+        self._ready = self.was_ready = True
         self._on_ready()
 
     def send_rtp(self, packet: bytes) -> None:
@@ -340,6 +461,48 @@ class Peer:
             await ice.addRemoteCandidate(candidate)
         if fragment.end_of_candidates:
             await ice.addRemoteCandidate(None)
+
+    # ---- data channels -------------------------------------------------------------------
+
+    def _add_channel(self, channel: RTCDataChannel) -> None:
+        """A channel the remote opened (or we created): relay its messages by label."""
+        self._channels.append(channel)
+
+        def message(data: str | bytes) -> None:
+            if self.on_message is not None:
+                self.on_message(channel.label, data)
+
+        def opened() -> None:
+            # A session with data channels only never starts RTP: it is up once SCTP is.
+            if not self._ready and not self._pc.getTransceivers() and not self._closed:
+                self._ready = self.was_ready = True
+                self._on_ready()
+
+        def closed() -> None:
+            if channel in self._channels:
+                self._channels.remove(channel)
+
+        channel.on("message", message)
+        channel.on("close", closed)
+        if channel.readyState == "open":
+            opened()
+        else:
+            channel.on("open", opened)
+
+    def send_message(self, label: str, data: str | bytes) -> bool:
+        """Send on the open channel named `label`, else on the first open one; False when
+        this peer has no open channel (the message is dropped)."""
+        open_channels = [c for c in self._channels if c.readyState == "open"]
+        channel = next((c for c in open_channels if c.label == label),
+                       open_channels[0] if open_channels else None)
+        if channel is None or channel.bufferedAmount > MAX_CHANNEL_BUFFERED:
+            return False
+        try:
+            channel.send(data)
+        except Exception as exc:  # closing under us: the message is lost, the caller goes on
+            logger.debug("data channel send failed: %s", exc)
+            return False
+        return True
 
     def _state_changed(self) -> None:
         if self._pc.connectionState in ("failed", "closed") and not self._closed:
