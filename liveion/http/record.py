@@ -185,8 +185,9 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.api_route("/api/record/object/{path:path}", methods=["GET", "HEAD"],
-                  dependencies=[Depends(require(Mode.SUBSCRIBE))])
+@router.get("/api/record/object/{path:path}", dependencies=[Depends(require(Mode.SUBSCRIBE))])
+@router.head("/api/record/object/{path:path}", include_in_schema=False,
+             dependencies=[Depends(require(Mode.SUBSCRIBE))])
 async def record_object(path: str, request: Request) -> Response:
     """A recording's file from storage, with its content type and HTTP Range support."""
     try:
