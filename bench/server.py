@@ -78,7 +78,9 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / f"{self.kind}-{self.port}.toml"
         config.write_text(f'[http]\nlisten = "127.0.0.1:{self.port}"\n'
-                          '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n')
+                          '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n'
+                          # every subscriber comes from one address: no per-client limit
+                          '[limits]\nrate_limit = 0\nmax_sessions = 0\n')
         args = ["-c", str(config)]
         if self.profile_path is not None:
             command = [sys.executable, "-c", PROFILE_WRAPPER, module, str(self.profile_path),

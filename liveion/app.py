@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,13 +16,20 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
+from . import __version__, metrics
+from .cascade import Cascades
 from .config import Settings
-from .http import session, signaling, streams
+from .hooks import HookRunner
+from .http import admin, record, session, signaling, snapshot, sse, streams
+from .http.cascade import router as cascade_router
 from .http.common import problem_response
+from .ratelimit import RateLimitMiddleware
+from .recorder.service import open_recorder
 from .sfu import peer
 from .sfu.manager import ManagerError, StreamManager
 from .sfu.sdp import SdpError
+from .snapshot import Snapshots
+from .webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +80,47 @@ def create_app(settings: Settings) -> FastAPI:
                                 audio=tuple(settings.sdp.audio_codecs)),
     )
     manager = StreamManager(settings)
+    cascades = Cascades(manager)
+    # Event consumers listen from the start, so they see every event the manager emits.
+    health = admin.Health()
+    event_feed = sse.EventFeed(manager.events)
+    hook_runner = HookRunner(settings, manager.events)
+    webhook_sender = WebhookDispatcher(settings.webhook, manager.events,
+                                       node=settings.recorder.node_alias or socket.gethostname())
+    snapshots = Snapshots(manager, manager.events)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager.start()
+        cascades.start()  # [[stream.X.sources]] / [[stream.X.targets]]
+        hook_runner.start()
+        webhook_sender.start()
+        health.watch_signals()
+        health.start()
+        recorder = app.state.recorder = await open_recorder(settings.recorder, manager)
+        app.state.storage = recorder.storage if recorder is not None else None
         try:
             yield
         finally:
-            await manager.stop()
+            health.begin_shutdown()
+            if recorder is not None:
+                await recorder.stop()  # finishes every part: static manifests, index updated
+            snapshots.close()
+            await cascades.stop()  # DELETEs the remote sessions while the loop still runs
+            await manager.stop()  # emits the last events (stream-deleted, reason shutdown)
+            await asyncio.gather(hook_runner.stop(), webhook_sender.stop())
+            health.unwatch_signals()
 
     app = FastAPI(title="liveion", version=__version__, lifespan=lifespan,
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.state.settings = settings
     app.state.manager = manager
+    app.state.cascades = cascades
+    app.state.health = health
+    app.state.event_feed = event_feed
+    app.state.metrics = metrics.build_registry(manager)
+    app.state.snapshots = snapshots
+    app.state.recorder = app.state.storage = None
 
     @app.exception_handler(ManagerError)
     async def manager_error(request: Request, exc: ManagerError) -> Response:
@@ -105,10 +142,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(signaling.router)
     app.include_router(session.router)
+    app.include_router(snapshot.router)
     app.include_router(streams.router)
+    app.include_router(record.router)
+    app.include_router(cascade_router)
+    app.include_router(sse.router)
+    app.include_router(admin.router)
     web = web_dir()
     if web is not None:
         app.mount("/", StaticFiles(directory=web, html=True), name="web")
-    if settings.http.cors:
+    if settings.limits.rate_limit > 0:
+        app.add_middleware(RateLimitMiddleware, rate=settings.limits.rate_limit,
+                           burst=settings.limits.rate_burst, exempt_tokens=settings.auth.tokens)
+    if settings.http.cors:  # added last, so it is outermost: 429s carry CORS headers too
         app.add_middleware(CorsMiddleware)
     return app

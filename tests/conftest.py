@@ -100,3 +100,19 @@ def start_liveion(tmp_path: Path) -> Iterator[Callable[..., LiveionProcess]]:
 def liveion(start_liveion: Callable[..., LiveionProcess]) -> LiveionProcess:
     """A liveion node on defaults (auth off, auto-create on), ICE on loopback."""
     return start_liveion()
+
+
+@pytest.fixture
+def moto_s3() -> Iterator[MotoS3]:
+    """A moto S3 server on a free loopback port (tests/helpers/s3.py); stopped at teardown."""
+    from helpers.s3 import MotoS3
+
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+import typing  # noqa: E402
+
+if typing.TYPE_CHECKING:  # imported lazily above: boto3 and moto take a second to load
+    from helpers.s3 import MotoS3

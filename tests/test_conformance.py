@@ -20,14 +20,13 @@ W16  No WHIP extensions are supported.              the 201 has no `urn:ietf:par
                                                     Link
 W17  Not a load balancer: never redirects (307 or   POST is answered 201 directly; a stream
      otherwise).                                    at its subscriber limit is 503 + Retry-After
-W19  Auth issue: Bearer authentication lands with   none here
-     the auth work.
 W24  ICE restart is not supported (W21 allows 422   restart PATCH -> 422, the player keeps
      for restart PATCHes).                          decoding frames
 W25  As W24: no restart, so none can fail; the ICE  after the 422 the publisher stays connected
      session is kept.                               and media keeps flowing
 W27  TLS is terminated by a reverse proxy in front  `Location` is relative, so it resolves
-     of liveion; rate limiting is the proxy's job.  against the proxy's https:// origin
+     of liveion (which also rate-limits per client, against the proxy's https:// origin
+     tests/test_limits.py).
 W28  Simulcast is not supported.                    a simulcast offer is answered without
                                                     a=simulcast / a=rid
 E2   No counter-offers: the player's offer is       WHEP POST answers 201, never 406
@@ -447,6 +446,43 @@ async def test_W18_session_urls_are_unguessable(api: Api, stream: str) -> None:
         assert re.fullmatch(r"[0-9a-f]{32,}", session_id), session_id
         ids.append(session_id)
     assert len(set(ids)) == 20
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_W19_bearer_authentication(start_liveion, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """With `[auth]` configured: no token is 401 + `WWW-Authenticate: Bearer`; a Bearer JWT
+    for the stream opens a session and may trickle to and end it; `?token=` is the URL
+    alternative; OPTIONS (a preflight carries no Authorization) needs no token."""
+    from liveion.auth import Mode, mint
+
+    server = start_liveion('[auth]\nsecret = "w19-secret"\ntokens = ["w19-static"]\n')
+    mode = Mode.PUBLISH if kind == "whip" else Mode.SUBSCRIBE
+    token = mint("w19-secret", "w19", mode, exp=int(time.time()) + 600)
+    sdp = await (publisher_offer() if kind == "whip" else player_offer())
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+        refused = await client.post(f"/{kind}/w19", content=sdp, headers={"Content-Type": SDP})
+        problem(refused, 401)
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        preflight = await client.options(f"/{kind}/w19", headers={
+            "Origin": "https://player.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        assert preflight.status_code == 200
+        auth = {"Authorization": f"Bearer {token}"}
+        created = await client.post(f"/{kind}/w19", content=sdp,
+                                    headers={"Content-Type": SDP, **auth})
+        assert created.status_code == 201, created.text
+        path = session_path(created)
+        problem(await client.delete(path), 401)
+        trickle = await client.patch(path, content="a=end-of-candidates\r\n", headers={
+            "Content-Type": SDPFRAG, "If-Match": created.headers["etag"], **auth})
+        assert trickle.status_code == 204, trickle.text
+        assert (await client.delete(path, headers=auth)).status_code == 204
+        if kind == "whep":
+            by_query = await client.post(f"/{kind}/w19", content=sdp, params={"token": token},
+                                         headers={"Content-Type": SDP})
+            assert by_query.status_code == 201, by_query.text
+            assert (await client.delete(session_path(by_query),
+                                        params={"token": token})).status_code == 204
 
 
 # ---- PATCH ---------------------------------------------------------------------------------

@@ -7,19 +7,23 @@ FFmpeg, OBS and browser clients rely on: `Content-Length`, `Location`, a strong 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from ..auth import Claims, Mode
 from ..sfu.stream import Session
 from .common import SDP, SDPFRAG, Problem, check_stream_name, ice_server_links, read_text_body
-from .deps import manager_of, settings_of
+from .deps import manager_of, require, settings_of
 
 router = APIRouter()
 
 ENDPOINT_METHODS = {"whip": "OPTIONS, POST", "whep": "OPTIONS, POST, HEAD"}
 
 
-def _created(request: Request, session: Session) -> Response:
+def _created(request: Request, session: Session, claims: Claims) -> Response:
+    session.owner = claims.credential
     response = Response(session.peer.answer_sdp, status_code=201, media_type=SDP)
     response.headers["Location"] = f"/session/{session.stream}/{session.id}"
     response.headers["ETag"] = session.etag
@@ -30,22 +34,26 @@ def _created(request: Request, session: Session) -> Response:
 
 
 @router.post("/whip/{stream}", status_code=201, tags=["whip"])
-async def whip(stream: str, request: Request) -> Response:
+async def whip(stream: str, request: Request,
+               claims: Annotated[Claims, Depends(require(Mode.PUBLISH))]) -> Response:
     """Publish: the body is the SDP offer; 201 with the SDP answer."""
     check_stream_name(stream)
     manager = manager_of(request)
-    return _created(request, await manager.publish(stream, await read_text_body(request, SDP)))
+    session = await manager.publish(stream, await read_text_body(request, SDP))
+    return _created(request, session, claims)
 
 
 @router.post("/whep/{stream}", status_code=201, tags=["whep"])
-async def whep(stream: str, request: Request) -> Response:
+async def whep(stream: str, request: Request,
+               claims: Annotated[Claims, Depends(require(Mode.SUBSCRIBE))]) -> Response:
     """Subscribe: the body is the player's SDP offer; 201 with the SDP answer."""
     check_stream_name(stream)
     manager = manager_of(request)
-    return _created(request, await manager.subscribe(stream, await read_text_body(request, SDP)))
+    session = await manager.subscribe(stream, await read_text_body(request, SDP))
+    return _created(request, session, claims)
 
 
-@router.head("/whep/{stream}", tags=["whep"])
+@router.head("/whep/{stream}", tags=["whep"], dependencies=[Depends(require(Mode.SUBSCRIBE))])
 async def whep_head(stream: str) -> Response:
     """E4: players discover WHEP endpoints with HEAD."""
     check_stream_name(stream)

@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from ..sfu.stream import Session, Stream
+from ..auth import Claims, Mode
+from ..sfu.stream import Session, Stream, now_ms
 from .common import check_stream_name
-from .deps import manager_of
+from .deps import authenticated, manager_of, require
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
 
 
+_GONE_STATES = ("disconnected", "failed", "closed")
+_left_at: WeakKeyDictionary[Session, int] = WeakKeyDictionary()
+
+
+def session_leave_at(session: Session, state: str) -> int:
+    """0 while the peer is present; once its connection is lost, when that was first seen
+    (a lost session is listed only until the manager removes it)."""
+    if state not in _GONE_STATES:
+        _left_at.pop(session, None)
+        return 0
+    return _left_at.setdefault(session, now_ms())
+
+
 def session_json(session: Session) -> dict[str, Any]:
-    return {
+    state = session.peer.state
+    out: dict[str, Any] = {
         "id": session.id,
         "createdAt": session.created_at,
-        "leaveAt": 0,
-        "state": session.peer.state,
-        "hasDataChannel": False,
+        "leaveAt": session_leave_at(session, state),
+        "state": state,
+        "hasDataChannel": session.peer.has_data_channel,
         "stats": {"bytes": session.bytes, "packets": session.packets,
                   "bitrate": session.bitrate},
     }
+    if session.cascade is not None:  # Live777 omits the key on other sessions
+        cascade = {"sourceUrl": session.cascade.source_url,
+                   "targetUrl": session.cascade.target_url,
+                   "sessionUrl": session.cascade.session_url}
+        out["cascade"] = {key: value for key, value in cascade.items() if value is not None}
+    return out
 
 
 def stream_json(stream: Stream) -> dict[str, Any]:
@@ -58,28 +80,45 @@ def stream_json(stream: Stream) -> dict[str, Any]:
     }
 
 
+def for_caller(stream: Stream, claims: Claims) -> dict[str, Any]:
+    """`stream_json`, with session ids blanked for a caller without admin on the stream:
+    a session id is what controls a session, so one viewer must not learn another's."""
+    out = stream_json(stream)
+    if not claims.allows(Mode.ADMIN, stream.name):
+        for side in ("publish", "subscribe"):
+            for session in out[side]["sessions"]:
+                session["id"] = ""
+                session.get("cascade", {}).pop("sessionUrl", None)
+    return out
+
+
 @router.get("/")
 async def list_streams(
-    request: Request, streams: Annotated[list[str] | None, Query()] = None
+    request: Request, claims: Annotated[Claims, Depends(authenticated)],
+    streams: Annotated[list[str] | None, Query()] = None,
 ) -> list[dict[str, Any]]:
-    """Every stream, or only those named by `?streams=a&streams=b`."""
+    """Every stream, or only those named by `?streams=a&streams=b`. A token for one stream
+    sees only that stream."""
     found = manager_of(request).streams.values()
-    return [stream_json(s) for s in found if not streams or s.name in streams]
+    return [for_caller(s, claims) for s in found
+            if (not streams or s.name in streams) and claims.scoped_to(s.name)]
 
 
 @router.get("/{stream}")
-async def get_stream(stream: str, request: Request) -> dict[str, Any]:
-    return stream_json(manager_of(request).get(stream))
+async def get_stream(stream: str, request: Request,
+                     claims: Annotated[Claims, Depends(require(Mode(0)))]) -> dict[str, Any]:
+    """Any token for the stream may read it."""
+    return for_caller(manager_of(request).get(stream), claims)
 
 
-@router.post("/{stream}", status_code=204)
+@router.post("/{stream}", status_code=204, dependencies=[Depends(require(Mode.ADMIN))])
 async def create_stream(stream: str, request: Request) -> Response:
     check_stream_name(stream)
     manager_of(request).create_stream(stream)
     return Response(status_code=204)
 
 
-@router.delete("/{stream}", status_code=204)
+@router.delete("/{stream}", status_code=204, dependencies=[Depends(require(Mode.ADMIN))])
 async def delete_stream(stream: str, request: Request) -> Response:
     await manager_of(request).delete_stream(stream)
     return Response(status_code=204)

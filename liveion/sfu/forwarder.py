@@ -40,6 +40,11 @@ class Leg:
     base_packets: int = 0
     base_octets: int = 0
     group: Group | None = None
+    muted: bool = False
+    """The subscriber turned this kind off: the leg stays in its group but out of `senders`."""
+    first_sequence: int = -1
+    """Output sequence number of the first packet since the leg (re)started; NACKs for
+    older ones (sent before it joined, or while it was muted) are not answered."""
 
 
 @dataclass(eq=False, slots=True)
@@ -55,10 +60,16 @@ class Group:
     packets: int = 0
     octets: int = 0
 
-    def activate_pending(self) -> None:
+    def activate_pending(self, sequence: int) -> None:
+        for leg in self.pending:
+            leg.first_sequence = sequence
         self.legs.extend(self.pending)
         self.pending.clear()
-        self.senders = [leg.send for leg in self.legs]
+        self.refresh_senders()
+
+    def refresh_senders(self) -> None:
+        """Muting costs nothing per packet: a muted leg is simply not among the senders."""
+        self.senders = [leg.send for leg in self.legs if not leg.muted]
 
 
 @dataclass(slots=True)
@@ -151,7 +162,7 @@ class TrackForwarder:
             group.packets += 1
             group.octets += len(packet) - 12
             if keyframe and group.pending:
-                group.activate_pending()
+                group.activate_pending(sequence)
             for send in group.senders:
                 try:
                     send(packet)
@@ -207,8 +218,9 @@ class TrackForwarder:
         if self.kind == "video":
             group.pending.append(leg)
         else:
+            leg.first_sequence = (self.last_sequence + 1) & 0xFFFF if self.started else -1
             group.legs.append(leg)
-            group.senders = [each.send for each in group.legs]
+            group.refresh_senders()
 
     def remove_leg(self, leg: Leg) -> None:
         if leg in self.unassigned:
@@ -220,11 +232,34 @@ class TrackForwarder:
             group.pending.remove(leg)
         if leg in group.legs:
             group.legs.remove(leg)
-            group.senders = [each.send for each in group.legs]
+            group.refresh_senders()
         leg.group = None
         if not group.legs and not group.pending:
             self.groups.remove(group)
             del self._by_payload[group.payload_type]
+
+    def set_muted(self, leg: Leg, muted: bool) -> bool:
+        """Mute or unmute one leg; True when it now waits for a keyframe (video unmute).
+
+        An unmuted video leg rejoins like a new subscriber, at the next keyframe, so its
+        decoder never sees frames that reference pictures it missed.
+        """
+        if leg.muted == muted:
+            return False
+        leg.muted = muted
+        group = leg.group
+        if group is None or leg in group.pending:
+            return False
+        if muted:
+            group.refresh_senders()
+            return False
+        if self.kind == "video":
+            group.legs.remove(leg)
+            group.pending.append(leg)
+            return True
+        leg.first_sequence = (self.last_sequence + 1) & 0xFFFF
+        group.refresh_senders()
+        return False
 
     def waiting_for_keyframe(self) -> bool:
         return any(group.pending for group in self.groups)
@@ -232,10 +267,13 @@ class TrackForwarder:
     def retransmit(self, leg: Leg, lost: tuple[int, ...]) -> None:
         """Answer a subscriber's NACK from the group's buffer (as RTX when negotiated)."""
         group = leg.group
-        if group is None or leg not in group.legs or leg.payload is None:
+        if group is None or leg.muted or leg not in group.legs or leg.payload is None:
             return
         rtx_payload_type = leg.payload.rtx_payload_type
+        first = leg.first_sequence
         for sequence in lost:
+            if first >= 0 and (sequence - first) & 0xFFFF >= 0x8000:
+                continue  # from before this leg (re)started: it never had it
             packet = group.buffer.get(sequence)
             if packet is None:
                 continue
@@ -246,8 +284,13 @@ class TrackForwarder:
 
     def sender_report(self, leg: Leg, now: float, wall: float) -> bytes | None:
         """An RTCP SR for this leg, consistent with the timestamps it was sent."""
+        if leg.first_sequence >= 0 and \
+                (self.last_sequence - leg.first_sequence) & 0xFFFF >= self._buffer_size:
+            # Older packets have left the buffer: stop checking before the 16-bit wrap
+            # would make the bound ambiguous (this runs about once a second).
+            leg.first_sequence = -1
         group = leg.group
-        if group is None or self.source is None or not self.started:
+        if group is None or leg.muted or self.source is None or not self.started:
             return None
         clock_rate = self.source.clock_rate
         clock = self.clock

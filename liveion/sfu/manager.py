@@ -7,18 +7,23 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..config import Settings, StrategyConfig
 from ..events import Event, EventBus, EventType, Reason
+from . import datachannel
 from .peer import Peer, PeerError
 from .sdp import Role as OfferRole
 from .sdp import SdpFragment, check_offer
-from .stream import Role, Session, Stream, now_ms
+from .stream import CascadeInfo, Role, Session, Stream, now_ms
 
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_MS = 5000
+
+Negotiate = Callable[[Peer, dict[str, tuple[int, int]]], Awaitable[None]]
+"""Sets up a peer this node offers from (a cascade): given the (media, rtx) SSRCs per kind
+that a sending peer must announce."""
 HOUSEKEEPING_INTERVAL = 1.0
 STATS_INTERVAL = 2.0
 
@@ -64,6 +69,12 @@ class StreamManager:
         self._session_id = session_id
         self._auto_created: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.deleted_bytes_in = 0
+        """RTP bytes received by streams since deleted (metrics)."""
+        self.deleted_bytes_out = 0
+        """RTP bytes sent by streams since deleted (metrics)."""
+        self._opening = 0
+        """Offers being answered: they count against `[limits] max_sessions` already."""
         for name in settings.stream:
             self.streams[name] = Stream(name, provisioned=True)
 
@@ -118,6 +129,9 @@ class StreamManager:
         for session in stream.sessions():
             await self._close_session(stream, session, session_reason)
         await stream.close()
+        # Node-wide byte counters (metrics) must not drop when a stream goes away.
+        self.deleted_bytes_in += stream.total_in[1]
+        self.deleted_bytes_out += stream.total_out[1]
         self.events.emit(Event(EventType.STREAM_DELETED, name, reason))
 
     def _stream_for(self, name: str, role: Role) -> Stream:
@@ -138,11 +152,14 @@ class StreamManager:
         stream = self._stream_for(name, Role.PUBLISH)
         if stream.publisher is not None or stream.publishing:
             raise Conflict(f"stream '{name}' already has a publisher")
+        self._check_capacity()
         stream.publishing = True
+        self._opening += 1
         try:
             session = await self._open(stream, Role.PUBLISH, offer)
         finally:
             stream.publishing = False
+            self._opening -= 1
         if self.streams.get(name) is not stream:  # deleted while we negotiated
             await session.peer.close()
             raise NotFound(f"stream '{name}' was deleted")
@@ -157,8 +174,13 @@ class StreamManager:
         if len(stream.subscribers) >= limit:
             raise Unavailable(f"stream '{name}' has its maximum of {limit} subscribers",
                               retry_after=5)
+        self._check_capacity()
         ssrcs = {kind: (track.ssrc, track.rtx_ssrc) for kind, track in stream.tracks.items()}
-        session = await self._open(stream, Role.SUBSCRIBE, offer, ssrcs)
+        self._opening += 1
+        try:
+            session = await self._open(stream, Role.SUBSCRIBE, offer, ssrcs)
+        finally:
+            self._opening -= 1
         if self.streams.get(name) is not stream:
             await session.peer.close()
             raise NotFound(f"stream '{name}' was deleted")
@@ -166,8 +188,19 @@ class StreamManager:
         self.events.emit(Event(EventType.SUBSCRIBE_STARTED, name, Reason.API, session.id))
         return session
 
+    def session_count(self) -> int:
+        """WHIP + WHEP sessions on this node."""
+        return sum(len(stream.sessions()) for stream in self.streams.values())
+
+    def _check_capacity(self) -> None:
+        limit = self.settings.limits.max_sessions
+        if limit and self.session_count() + self._opening >= limit:
+            raise Unavailable(f"this node has its maximum of {limit} sessions", retry_after=5)
+
     async def _open(self, stream: Stream, role: Role, offer: str,
-                    ssrcs: dict[str, tuple[int, int]] | None = None) -> Session:
+                    ssrcs: dict[str, tuple[int, int]] | None = None,
+                    negotiate: Negotiate | None = None) -> Session:
+        """A new session answering `offer`, or set up by `negotiate` (a cascade offer)."""
         holder: list[Session] = []
 
         def on_rtcp(data: bytes) -> None:
@@ -190,16 +223,74 @@ class StreamManager:
                 asyncio.get_running_loop().create_task(
                     self._peer_gone(stream, holder[0]), name="peer-closed")
 
-        peer = Peer(on_rtp=on_rtp, on_rtcp=on_rtcp, on_ready=on_ready, on_closed=on_closed)
+        def on_message(label: str, data: str | bytes) -> None:
+            if holder:
+                datachannel.relay(stream, holder[0], label, data)
+
+        peer = Peer(on_rtp=on_rtp, on_rtcp=on_rtcp, on_ready=on_ready, on_closed=on_closed,
+                    on_message=on_message)
         try:
-            await peer.accept(offer, send=role is Role.SUBSCRIBE, ssrcs=ssrcs or {})
+            if negotiate is None:
+                await peer.accept(offer, send=role is Role.SUBSCRIBE, ssrcs=ssrcs or {})
+            else:
+                await negotiate(peer, ssrcs or {})
         except PeerError as exc:
             await peer.close()
             raise Unprocessable(f"cannot use this offer: {exc}") from exc
+        except BaseException:
+            await peer.close()
+            raise
         session = Session(self._session_id(), stream.name, role, peer)
         holder.append(session)
         session.setup_timer = asyncio.get_running_loop().call_later(
             self.settings.webrtc.setup_timeout_ms / 1000, self._check_setup, stream, session)
+        return session
+
+    # ---- cascade sessions (driven by liveion/cascade.py) ------------------------------------
+
+    async def publish_cascade(self, name: str, negotiate: Negotiate,
+                              info: CascadeInfo) -> Session:
+        """A cascade pull: the peer `negotiate` sets up (a WHEP client of another node)
+        becomes the stream's publisher, exactly like a WHIP publisher."""
+        stream = self._stream_for(name, Role.PUBLISH)
+        if stream.publisher is not None or stream.publishing:
+            raise Conflict(f"stream '{name}' already has a publisher")
+        self._check_capacity()
+        stream.publishing = True
+        try:
+            session = await self._open(stream, Role.PUBLISH, "", negotiate=negotiate)
+        finally:
+            stream.publishing = False
+        session.cascade = info
+        if self.streams.get(name) is not stream:
+            await session.peer.close()
+            raise NotFound(f"stream '{name}' was deleted")
+        stream.attach_publisher(session)
+        self.events.emit(Event(EventType.PUBLISH_STARTED, name, Reason.CASCADE, session.id))
+        return session
+
+    async def subscribe_cascade(self, name: str, negotiate: Negotiate,
+                                info: CascadeInfo) -> Session:
+        """A cascade push: the peer `negotiate` sets up (a WHIP client of another node)
+        becomes a subscriber leg of the stream and gets the same forwarded packets.
+
+        It is not counted against `each_stream_max_sub`: a cluster pushes to another node
+        precisely when this one is full. With `cascade_push_close_sub` the stream's other
+        (non-cascade) subscribers are then closed, as in Live777.
+        """
+        stream = self.get(name)
+        ssrcs = {kind: (track.ssrc, track.rtx_ssrc) for kind, track in stream.tracks.items()}
+        session = await self._open(stream, Role.SUBSCRIBE, "", ssrcs, negotiate=negotiate)
+        session.cascade = info
+        if self.streams.get(name) is not stream:
+            await session.peer.close()
+            raise NotFound(f"stream '{name}' was deleted")
+        stream.attach_subscriber(session)
+        self.events.emit(Event(EventType.SUBSCRIBE_STARTED, name, Reason.CASCADE, session.id))
+        if self.strategy(name).cascade_push_close_sub:
+            for other in list(stream.subscribers.values()):
+                if other.cascade is None:
+                    await self._close_session(stream, other, Reason.KICKED)
         return session
 
     def _check_setup(self, stream: Stream, session: Session) -> None:
@@ -219,6 +310,14 @@ class StreamManager:
         if found is None:
             raise NotFound(f"session '{session_id}' does not exist on stream '{name}'")
         return found
+
+    def set_muted(self, name: str, session_id: str, kind: str, muted: bool) -> None:
+        """Stop or resume sending `kind` media to one subscriber (Live777's session POST)."""
+        session = self.session(name, session_id)
+        if session.role is not Role.SUBSCRIBE:
+            raise Conflict("only subscriber sessions can be muted; this is the publisher")
+        if not self.get(name).set_muted(session, kind, muted):
+            raise Unprocessable(f"session '{session_id}' has no {kind} track")
 
     async def add_candidates(self, name: str, session_id: str, fragment: SdpFragment) -> None:
         await self.session(name, session_id).peer.add_candidates(fragment)

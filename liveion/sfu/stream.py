@@ -61,6 +61,19 @@ class Role(Enum):
     SUBSCRIBE = "subscribe"
 
 
+@dataclass(slots=True)
+class CascadeInfo:
+    """A session this node opened towards another node (`liveion/cascade.py`): a pull is
+    the stream's publisher, a push one of its subscribers."""
+
+    source_url: str | None = None
+    """The remote WHEP endpoint a pull reads from."""
+    target_url: str | None = None
+    """The remote WHIP endpoint a push writes to."""
+    session_url: str | None = None
+    """The remote session resource (its `Location`), DELETEd when the session ends."""
+
+
 @dataclass(eq=False)
 class Session:
     """A WHIP or WHEP session resource: `/session/{stream}/{id}`."""
@@ -76,6 +89,11 @@ class Session:
     bitrate: int = 0
     _last_bytes: int = 0
     setup_timer: asyncio.TimerHandle | None = None
+    owner: str = ""
+    """Fingerprint of the credential that opened the session (auth.Claims.credential):
+    a DELETE with another admin credential is a kick."""
+    cascade: CascadeInfo | None = None
+    """Set on sessions that cascade to or from another node ("reforward" sessions)."""
 
     @property
     def etag(self) -> str:
@@ -136,6 +154,17 @@ class Stream:
         self._rtcp_task: asyncio.Task[None] | None = None
         self._on_idle = on_idle
         self.taps: list[MediaTap] = []
+        # Feedback counters for metrics, bumped on the RTCP paths only.
+        self.nacks_received = 0
+        """NACK messages from subscribers."""
+        self.nacks_sent = 0
+        """NACK messages sent to the publisher."""
+        self.plis_received = 0
+        """PLI/FIR keyframe requests from subscribers."""
+        self.plis_sent = 0
+        """PLIs sent to the publisher (merged and throttled)."""
+        self._lost_before = 0
+        """Packets lost under earlier publisher sessions (their statistics are reset)."""
 
     # ---- membership ---------------------------------------------------------------------
 
@@ -143,6 +172,7 @@ class Stream:
         self.publisher = session
         self.publish_leave_at = 0
         self._routes.clear()
+        self._lost_before = self.packets_lost
         self._receive_stats.clear()
         self._nacks.clear()
         self._keyframes.reset()
@@ -191,6 +221,16 @@ class Stream:
         if not self.subscribers:
             self.subscribe_leave_at = now_ms()
 
+    def set_muted(self, session: Session, kind: str, muted: bool) -> bool:
+        """Stop or resume sending one kind of media to one subscriber; False when the
+        session has no such track."""
+        leg = session.legs.get(kind)
+        if leg is None:
+            return False
+        if self.tracks[kind].set_muted(leg, muted):
+            self.request_keyframe()
+        return True
+
     def sessions(self) -> list[Session]:
         found = [self.publisher] if self.publisher else []
         return found + list(self.subscribers.values())
@@ -234,7 +274,7 @@ class Stream:
         if nacks is not None:
             missing = nacks.on_packet(header.sequence, now)
             if missing:
-                self._send_to_publisher(build_nack(self._rtcp_ssrc, header.ssrc, missing))
+                self._send_nack(header.ssrc, missing)
         track.on_packet(data, header, now)
         if self.taps:
             source = track.source
@@ -296,9 +336,20 @@ class Stream:
         if self._keyframes.request(time.monotonic()):
             self._send_pli()
 
+    def _send_nack(self, ssrc: int, missing: list[int]) -> None:
+        self.nacks_sent += 1
+        self._send_to_publisher(build_nack(self._rtcp_ssrc, ssrc, missing))
+
+    @property
+    def packets_lost(self) -> int:
+        """Packets from the publisher that never arrived, over the stream's life."""
+        return self._lost_before + sum(max(stats.lost, 0)
+                                       for stats in self._receive_stats.values())
+
     def _send_pli(self) -> None:
         ssrc = self._publisher_video_ssrc()
         if ssrc is not None:
+            self.plis_sent += 1
             self._send_to_publisher(build_pli(self._rtcp_ssrc, ssrc))
 
     # ---- subscriber feedback -----------------------------------------------------------
@@ -311,8 +362,10 @@ class Stream:
         video = self.tracks["video"]
         for packet in packets:
             if isinstance(packet, Pli | Fir):
+                self.plis_received += 1
                 self.request_keyframe()
             elif isinstance(packet, Nack):
+                self.nacks_received += 1
                 leg = session.legs.get("video")
                 if leg is not None and packet.media_ssrc == video.ssrc:
                     video.retransmit(leg, packet.lost)
@@ -343,7 +396,7 @@ class Stream:
         for ssrc, nacks in self._nacks.items():
             missing = nacks.poll(now)
             if missing:
-                self._send_to_publisher(build_nack(self._rtcp_ssrc, ssrc, missing))
+                self._send_nack(ssrc, missing)
         if self._keyframes.poll(now) or (
             self.tracks["video"].waiting_for_keyframe() and self._keyframes.request(now)
         ):
