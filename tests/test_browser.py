@@ -276,3 +276,25 @@ async def test_player_waits_for_a_late_publisher(
                              lambda s: s["framesDecoded"] > 10,
                              "frames from the publisher that came after the player", liveion)
     assert stats["codec"].lower() == "video/vp8", stats
+
+
+async def test_page_with_a_token_publishes_and_lists_streams_under_auth(
+    start_liveion: Callable[..., LiveionProcess],
+    open_page: Callable[[str], Awaitable[PageUnderTest]],
+) -> None:
+    node = start_liveion('[auth]\ntokens = ["page-token"]\n')
+    page = await open_page(node.url + "/?token=page-token")
+    result = await page.call(
+        "s => liveion.publish(s, {codec: 'VP8', token: 'page-token'})", "t-auth")
+    assert result["status"] == 201, explain(node, f"publish answered {result}")
+
+    async def listed() -> str:
+        text: str = await page.call(
+            "() => liveion.refreshStreams().then(() => document.querySelector("
+            "'#streams-table tbody').textContent + '|' + "
+            "document.getElementById('streams-status').textContent)")
+        return text
+
+    text = await wait_until(listed, lambda t: "t-auth" in t,
+                            "the streams table to list the stream with auth on", node)
+    assert "unavailable" not in text

@@ -64,7 +64,10 @@ export class StreamsTable {
 
   async refresh() {
     try {
-      const response = await fetch(API, { cache: "no-store" });
+      // With auth on, the list needs a token: the page's ?token= is used for it too.
+      const token = new URLSearchParams(location.search).get("token");
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      const response = await fetch(API, { cache: "no-store", headers });
       if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
       const streams = await response.json();
       this.render(Array.isArray(streams) ? streams : []);
