@@ -64,7 +64,8 @@ class _Recording:
         self.waiting_since: float | None = None
         self.keyframe_requests = 0
         self.failed = False
-        self._keys: dict[int, CodecKey] = {}
+        self._keys: dict[int, tuple[Codec, CodecKey]] = {}
+        """CodecKey per negotiated Codec (its fmtp dict makes it unhashable)."""
         self.update_expectations()
 
     def update_expectations(self) -> None:
@@ -76,11 +77,13 @@ class _Recording:
     def on_rtp(self, kind: str, codec: Codec, data: bytes, header: RtpHeader) -> None:
         if self.failed:
             return
-        key = self._keys.get(id(codec))
-        if key is None:
-            key = self._keys[id(codec)] = CodecKey(
-                codec.mime_type, codec.clock_rate, codec.channels, tuple(sorted(
-                    codec.fmtp.items())))
+        cached = self._keys.get(id(codec))
+        if cached is None or cached[0] is not codec:  # ids of freed codecs get reused
+            key = CodecKey(codec.mime_type, codec.clock_rate, codec.channels,
+                           tuple(sorted(codec.fmtp.items())))
+            self._keys[id(codec)] = (codec, key)
+        else:
+            key = cached[1]
         payload = data[header.payload_offset:header.payload_end]
         outputs = self.state.on_rtp(kind, key, payload, header.timestamp, header.sequence,
                                     header.marker, time.time())
