@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 from clients import play, publish
 from conftest import LiveionProcess
-from test_sse import Message, SseReader, open_sse, serve_inprocess
+from helpers.inprocess import serve_inprocess
+from test_sse import Message, SseReader, open_sse
 
 from liveion.events import Event, EventBus, EventType
 from liveion.http.sse import EventFeed, EventRing

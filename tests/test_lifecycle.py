@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from clients import play, publish
-from conftest import LiveionProcess, free_port
+from conftest import LiveionProcess
+from helpers.inprocess import serve_inprocess
 
-from liveion.app import create_app
-from liveion.config import load_settings
 from liveion.sfu.manager import StreamManager
 
 
@@ -25,17 +23,8 @@ def open_fds() -> int:
 @pytest.fixture
 async def inprocess() -> AsyncIterator[tuple[str, StreamManager]]:
     """liveion served from this event loop, so the test can count its tasks and sockets."""
-    port = free_port()
-    settings = load_settings(None, http={"listen": f"127.0.0.1:{port}"},
-                             webrtc={"ice_udp_addrs": ["127.0.0.1"]})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app.state.manager
-    server.should_exit = True
-    await task
+    async with serve_inprocess() as (url, app):
+        yield url, app.state.manager
 
 
 async def test_closed_sessions_release_tasks_sockets_and_buffers(inprocess) -> None:

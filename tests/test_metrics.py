@@ -12,9 +12,9 @@ import httpx
 import pytest
 from clients import play, publish
 from conftest import LiveionProcess
+from helpers.inprocess import serve_inprocess
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from test_sse import serve_inprocess
 
 from liveion.config import load_settings
 from liveion.metrics import build_registry

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from aiortc.rtp import RtpPacket
 from clients import WhepPlayer, play, publish
-from conftest import LiveionProcess, free_port
+from conftest import LiveionProcess
+from helpers.inprocess import serve_inprocess
 from sdp_samples import SDP, aiortc_offer, player_offer, problem, publisher_offer, session_path
 
-from liveion.app import create_app
 from liveion.auth import Mode, mint
-from liveion.config import load_settings
 from liveion.events import Event, EventType
 from liveion.rtp.header import parse_rtp
 from liveion.sfu.codec import Codec
@@ -283,18 +281,8 @@ STATIC = "kick-static"
 @pytest.fixture
 async def guarded() -> AsyncIterator[tuple[str, StreamManager]]:
     """liveion with auth, served from this event loop so the test can read its events."""
-    port = free_port()
-    settings = load_settings(None, http={"listen": f"127.0.0.1:{port}"},
-                             webrtc={"ice_udp_addrs": ["127.0.0.1"]},
-                             auth={"secret": SECRET, "tokens": [STATIC]})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app.state.manager
-    server.should_exit = True
-    await task
+    async with serve_inprocess(auth={"secret": SECRET, "tokens": [STATIC]}) as (url, app):
+        yield url, app.state.manager
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,12 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from clients import play, publish
-from conftest import LiveionProcess, free_port
+from conftest import LiveionProcess
+from helpers.inprocess import serve_inprocess
 
-from liveion.app import create_app
-from liveion.config import load_settings
 from liveion.http import sse
 
 
@@ -102,24 +100,6 @@ async def open_sse(url: str, headers: dict[str, str] | None = None) -> SseReader
 
 def by_id(snapshot: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {s["id"]: s for s in snapshot}
-
-
-@contextlib.asynccontextmanager
-async def serve_inprocess() -> AsyncIterator[tuple[str, Any]]:
-    """liveion served from this event loop, so a test can look inside it."""
-    port = free_port()
-    settings = load_settings(None, http={"listen": f"127.0.0.1:{port}"},
-                             webrtc={"ice_udp_addrs": ["127.0.0.1"]})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

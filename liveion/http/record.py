@@ -13,7 +13,7 @@ from ..auth import Mode
 from ..recorder.index import RecordingEntry
 from ..recorder.paths import BadPath, check_relative_path
 from ..recorder.task import Recorder
-from ..storage import Storage, StorageError
+from ..storage import Storage, StorageError, content_type_for, safe_path
 from .common import Problem
 from .deps import require
 
@@ -155,17 +155,6 @@ async def playback_records(stream: str, request: Request) -> list[dict[str, Any]
     return sorted(out, key=lambda e: str(e["record"]))
 
 
-def content_type(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    if name.endswith(".mpd"):
-        return "application/dash+xml"
-    if name.endswith((".m4s", ".mp4")):
-        return "audio/mp4" if name.startswith("a_") else "video/mp4"
-    if name.endswith(".webm"):
-        return "audio/webm" if name.startswith("a_") else "video/webm"
-    return "application/octet-stream"
-
-
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) of a single-range `Range` header; None if unsatisfiable."""
     match = _RANGE.match(header.strip())
@@ -191,8 +180,8 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 async def record_object(path: str, request: Request) -> Response:
     """A recording's file from storage, with its content type and HTTP Range support."""
     try:
-        path = check_relative_path(path)
-    except BadPath as exc:
+        path = safe_path(path)
+    except ValueError as exc:
         raise Problem(400, f"path: {exc}") from None
     storage = storage_of(request)
     try:
@@ -202,7 +191,7 @@ async def record_object(path: str, request: Request) -> Response:
     if size is None:
         raise Problem(404, f"no object at '{path}'")
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
-    media_type = content_type(path)
+    media_type = content_type_for(path)
     range_header = request.headers.get("range")
     head = request.method == "HEAD"
     try:

@@ -20,7 +20,7 @@ from ..config import RecorderConfig
 from ..events import Event, EventBus, EventType, Reason
 from ..rtp.header import RtpHeader
 from ..sfu.codec import Codec
-from ..sfu.manager import NotFound, StreamManager
+from ..sfu.manager import StreamManager
 from ..sfu.stream import Stream
 from ..storage import Storage, StorageError
 from .index import RecordingIndex
@@ -58,7 +58,6 @@ class _Recording:
                  config: RecorderConfig) -> None:
         self.recorder = recorder
         self.stream = stream
-        self.first_path = path
         self.state = StreamRecording(path, segment_seconds=config.segment_seconds,
                                      max_seconds=config.max_recording_seconds)
         self.waiting_since: float | None = None
@@ -325,5 +324,3 @@ class Recorder:
                               start_ts=entry.start_ts, status="Failed",
                               node_alias=self.config.node_alias)
 
-
-__all__ = ["NotFound", "RecordInfo", "Recorder"]
