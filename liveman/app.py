@@ -1,0 +1,122 @@
+"""The FastAPI application: the cluster objects, routers, error mapping and lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from liveion.app import CorsMiddleware, web_dir
+from liveion.http.common import problem_response
+
+from . import __version__
+from .accounts import Accounts, LoginLimiter
+from .cascade import Cascades
+from .config import Settings
+from .db import Database
+from .http import admin, auth, nodes, signaling, streams
+from .metrics import Metrics
+from .nodes import NodeRegistry
+from .proxy import NodeClient
+from .signaling import ClusterError, Signaling
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Cluster:
+    """Everything the routers reach through ``request.app.state.cluster``."""
+
+    settings: Settings
+    db: Database
+    client: NodeClient
+    registry: NodeRegistry
+    cascades: Cascades
+    signaling: Signaling
+    metrics: Metrics
+    accounts: Accounts
+    login_limiter: LoginLimiter
+    started_at: float = field(default_factory=time.time)
+
+
+def build_cluster(settings: Settings) -> Cluster:
+    db = Database(settings.database.effective_url,
+                  max_connections=settings.database.max_connections,
+                  connect_timeout=settings.database.connect_timeout)
+    client = NodeClient(settings.cluster.connect_timeout_ms / 1000,
+                        settings.cluster.request_timeout_ms / 1000)
+    metrics = Metrics()
+    registry = NodeRegistry(settings, db, client)
+    cascades = Cascades(settings.cascade, db, registry, client, metrics)
+    return Cluster(
+        settings=settings, db=db, client=client, registry=registry, cascades=cascades,
+        signaling=Signaling(db, registry, client, cascades, metrics), metrics=metrics,
+        accounts=Accounts(settings.auth.accounts),
+        login_limiter=LoginLimiter(settings.auth.login_max_failures,
+                                   settings.auth.login_window_seconds))
+
+
+def _warn_unsupported(settings: Settings) -> None:
+    if settings.net4mqtt is not None:
+        logger.warning("[net4mqtt] is accepted for Live777 compatibility but not supported; "
+                       "list nodes in [[nodes]] or let them register with [liveman]")
+    if settings.extra_ice.cloudflare is not None:
+        logger.warning("[extra_ice.cloudflare] is not supported (liveman does not call "
+                       "Cloudflare's API); use [[extra_ice.ice_servers]] or [extra_ice.coturn]")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    cluster = build_cluster(settings)
+    _warn_unsupported(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await cluster.db.open()
+        await cluster.registry.start()
+        cluster.cascades.start()
+        logger.info("liveman listening on %s (public %s), database %s, %d configured nodes",
+                    settings.http.listen, settings.http.public_url, cluster.db.display_url,
+                    len(settings.all_nodes))
+        try:
+            yield
+        finally:
+            await cluster.cascades.stop()
+            await cluster.registry.stop()
+            await cluster.client.close()
+            await cluster.db.close()
+
+    app = FastAPI(title="liveman", version=__version__, lifespan=lifespan,
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.cluster = cluster
+    app.state.settings = settings  # liveion's auth dependencies read [auth] from here
+
+    @app.exception_handler(ClusterError)
+    async def cluster_error(request: Request, exc: ClusterError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return problem_response(exc.status, exc.detail, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return problem_response(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    for module in (signaling, nodes, streams, auth, admin):
+        app.include_router(module.router)
+    web = web_dir()
+    if web is not None:
+        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+    if settings.http.cors:
+        app.add_middleware(CorsMiddleware)
+    return app

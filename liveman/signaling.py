@@ -1,0 +1,168 @@
+"""WHIP/WHEP and session requests through liveman: choose the node, forward, remember.
+
+Routers hand in the request's parts and get an :class:`~liveman.proxy.Answer` back or a
+:class:`ClusterError` that says which status to answer and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from .cascade import CascadeFailed, Cascades
+from .db import Database, repo
+from .metrics import Metrics
+from .nodes import NodeRegistry, NodeState
+from .placement import Decision, Outcome, place_publisher, place_viewer
+from .proxy import Answer, NodeClient, NodeError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+
+
+class ClusterError(Exception):
+    """An answer liveman gives itself: `status` with a `detail` that names the node."""
+
+    def __init__(self, status: int, detail: str, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def _refused(decision: Decision, stream: str) -> ClusterError:
+    if decision.outcome is Outcome.NOT_FOUND:
+        return ClusterError(404, decision.reason)
+    return ClusterError(503, decision.reason or f"no node can take '{stream}'", RETRY_AFTER_S)
+
+
+def session_path(location: str) -> str:
+    """The path of a session resource (nodes answer `/session/{stream}/{id}`)."""
+    return urlsplit(location).path
+
+
+class Signaling:
+    def __init__(self, db: Database, registry: NodeRegistry, client: NodeClient,
+                 cascades: Cascades, metrics: Metrics,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.registry = registry
+        self.client = client
+        self.cascades = cascades
+        self.metrics = metrics
+        self.clock = clock
+
+    async def _nodes(self) -> dict[str, NodeState]:
+        return {n.alias: n for n in await self.registry.states()}
+
+    async def publish(self, stream: str, offer: bytes, headers: Mapping[str, str],
+                      pinned: Sequence[str] = ()) -> Answer:
+        decision = place_publisher(await self.registry.views(), stream, pinned)
+        self.metrics.placements.labels("whip", decision.outcome.value).inc()
+        if decision.outcome is not Outcome.SERVE:
+            raise _refused(decision, stream)
+        nodes = await self._nodes()
+        return await self._offer("whip", stream, [nodes[a] for a in decision.nodes], offer,
+                                 headers)
+
+    async def subscribe(self, stream: str, offer: bytes, headers: Mapping[str, str],
+                        pinned: Sequence[str] = ()) -> Answer:
+        decision = place_viewer(await self.registry.views(), stream, pinned)
+        if decision.outcome is Outcome.CASCADE:
+            # Decide again under the stream's lock: a cascade started by a viewer that
+            # arrived a moment earlier may have made room already.
+            async with self.cascades.lock(stream):
+                decision = place_viewer(await self.registry.views(), stream, pinned)
+                self.metrics.placements.labels("whep", decision.outcome.value).inc()
+                if decision.outcome is Outcome.CASCADE:
+                    nodes = await self._nodes()
+                    assert decision.source is not None
+                    try:
+                        target = await self.cascades.open(
+                            stream, nodes[decision.source], [nodes[a] for a in decision.nodes])
+                    except CascadeFailed as exc:
+                        raise ClusterError(503, f"'{stream}' is full and no cascade could "
+                                                f"start: {exc}", RETRY_AFTER_S) from None
+                    return await self._offer("whep", stream, [target], offer, headers)
+        else:
+            self.metrics.placements.labels("whep", decision.outcome.value).inc()
+        if decision.outcome is not Outcome.SERVE:
+            raise _refused(decision, stream)
+        nodes = await self._nodes()
+        return await self._offer("whep", stream, [nodes[a] for a in decision.nodes], offer,
+                                 headers)
+
+    async def on_node(self, kind: str, alias: str, stream: str, offer: bytes,
+                      headers: Mapping[str, str]) -> Answer:
+        """`/api/whip|whep/{alias}/{stream}`: straight to one node."""
+        node = await self.registry.state(alias)
+        if node is None:
+            raise ClusterError(404, f"no node '{alias}'")
+        if not node.alive:
+            raise ClusterError(503, f"node '{alias}' is not answering", RETRY_AFTER_S)
+        return await self._offer(kind, stream, [node], offer, headers)
+
+    async def _offer(self, kind: str, stream: str, candidates: list[NodeState], offer: bytes,
+                     headers: Mapping[str, str]) -> Answer:
+        """POST the offer to the first candidate that takes it. A node that cannot be
+        reached, or is full (503), is skipped; any other answer is the answer."""
+        role = "publish" if kind == "whip" else "subscribe"
+        problems: list[str] = []
+        answer: Answer | None = None
+        for node in candidates:
+            try:
+                answer = await self.client.request(node.target, "POST", f"/{kind}/{stream}",
+                                                   headers=headers, content=offer)
+            except NodeError as exc:
+                self.metrics.proxied.labels(kind, "timeout" if exc.timeout else "error").inc()
+                problems.append(str(exc))
+                if exc.connect:
+                    continue
+                raise ClusterError(504 if exc.timeout else 502, str(exc)) from None
+            self.metrics.proxy_latency.labels(kind).observe(answer.elapsed)
+            self.metrics.proxied.labels(kind, str(answer.status)).inc()
+            if answer.status == 503 and node is not candidates[-1]:
+                problems.append(f"node '{node.alias}' is full")
+                continue
+            location = answer.headers.get("location")
+            if 200 <= answer.status < 300 and location:
+                async with self.db.session() as s:
+                    await repo.add_route(s, path=session_path(location), stream=stream,
+                                         alias=node.alias, role=role, now=self.clock())
+            return answer
+        if answer is not None:
+            return answer
+        status = 504 if problems and all("timed out" in p for p in problems) else 502
+        raise ClusterError(status, "; ".join(problems) or "no node to ask")
+
+    async def session(self, method: str, path: str, headers: Mapping[str, str],
+                      body: bytes) -> Answer:
+        """PATCH/DELETE/POST on a session (or its `/layer`), on the node that holds it."""
+        base = "/".join(path.split("/")[:4])  # /session/{stream}/{id}
+        async with self.db.session() as s:
+            found = await repo.route(s, base)
+        if found is None:
+            raise ClusterError(404, f"no session at {base}")
+        node = await self.registry.state(found.alias)
+        if node is None:
+            raise ClusterError(404, f"the node '{found.alias}' of {base} is gone")
+        try:
+            answer = await self.client.request(node.target, method, path, headers=headers,
+                                               content=body or None)
+        except NodeError as exc:
+            self.metrics.proxied.labels("session", "error").inc()
+            raise ClusterError(504 if exc.timeout else 502, str(exc)) from None
+        self.metrics.proxied.labels("session", str(answer.status)).inc()
+        if method == "DELETE" and path == base and (answer.status < 300 or answer.status == 404):
+            async with self.db.session() as s:
+                await repo.delete_route(s, base)
+        return answer
+
+    async def session_role(self, path: str) -> str | None:
+        """`publish` or `subscribe` for a known session, for the auth check."""
+        async with self.db.session() as s:
+            found = await repo.route(s, "/".join(path.split("/")[:4]))
+        return found.role if found is not None else None
