@@ -23,6 +23,7 @@ from .hooks import HookRunner
 from .http import admin, record, session, signaling, snapshot, sse, streams
 from .http.cascade import router as cascade_router
 from .http.common import problem_response
+from .liveman_client import LivemanClient
 from .ratelimit import RateLimitMiddleware
 from .recorder.service import open_recorder
 from .sfu import peer
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     webhook_sender = WebhookDispatcher(settings.webhook, manager.events,
                                        node=settings.recorder.node_alias or socket.gethostname())
     snapshots = Snapshots(manager, manager.events)
+    liveman = LivemanClient(settings, manager)  # [liveman]: off without a url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,10 +101,12 @@ def create_app(settings: Settings) -> FastAPI:
         health.start()
         recorder = app.state.recorder = await open_recorder(settings.recorder, manager)
         app.state.storage = recorder.storage if recorder is not None else None
+        liveman.start()  # last: liveman may send viewers here as soon as it hears of us
         try:
             yield
         finally:
             health.begin_shutdown()
+            await liveman.stop()  # first: liveman stops placing sessions here
             if recorder is not None:
                 await recorder.stop()  # finishes every part: static manifests, index updated
             snapshots.close()
@@ -120,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.event_feed = event_feed
     app.state.metrics = metrics.build_registry(manager)
     app.state.snapshots = snapshots
+    app.state.liveman = liveman
     app.state.recorder = app.state.storage = None
 
     @app.exception_handler(ManagerError)

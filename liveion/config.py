@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -55,6 +56,7 @@ __all__ = [
     "HttpConfig",
     "IceServer",
     "LimitsConfig",
+    "LivemanConfig",
     "LogConfig",
     "RecorderConfig",
     "SdpConfig",
@@ -78,6 +80,8 @@ STREAM_NAME_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~-]{1,128}$")
 VIDEO_CODECS = ("VP8", "VP9", "H264", "H265", "AV1")
 AUDIO_CODECS = ("OPUS", "G722", "PCMU", "PCMA")
 ICE_URL_SCHEMES = ("stun", "stuns", "turn", "turns")
+# liveman's rule for node aliases (they appear in its URLs: DELETE /api/nodes/{alias}).
+NODE_ALIAS_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -412,6 +416,54 @@ class LimitsConfig(BaseModel):
     """Requests a client may make at once before `rate_limit` applies."""
 
 
+def _check_http_url(value: str, key: str) -> str:
+    """"" or an http(s) base URL without query or fragment; a trailing "/" is dropped."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{key} {value!r} must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{key} {value!r} must not have a query or fragment")
+    return value.rstrip("/")
+
+
+class LivemanConfig(BaseModel):
+    """``[liveman]`` (extension): register this node with a liveman and heartbeat its load."""
+
+    model_config = _STRICT
+
+    url: str = ""
+    """liveman's base URL, e.g. ``http://10.0.0.5:8888``; empty: registration off."""
+    token: str = ""
+    """Bearer token sent to liveman (one of its ``[auth] tokens``); empty: none sent."""
+    alias: str = ""
+    """This node's name in the cluster; empty: ``[recorder] node_alias``, else
+    ``<hostname>:<port>``."""
+    public_url: str = ""
+    """Where liveman and other nodes reach this node; empty: ``http://<listen host>:<port>``
+    with a wildcard host (``0.0.0.0``, ``::``) replaced by ``127.0.0.1``."""
+    heartbeat_ms: int = Field(default=2000, ge=100)
+    """Interval between heartbeats."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _check_http_url(value, "liveman URL")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return _check_http_url(value, "public URL")
+
+    @field_validator("alias")
+    @classmethod
+    def _check_alias(cls, value: str) -> str:
+        if value and not NODE_ALIAS_RE.match(value):
+            raise ValueError(f"alias {value!r}: use 1-64 characters from A-Za-z0-9_.:-")
+        return value
+
+
 _CASCADE_SCHEMES = {"sources": ("whep://", "wheps://"), "targets": ("whip://", "whips://")}
 
 
@@ -570,6 +622,19 @@ class Settings(BaseSettings):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    liveman: LivemanConfig = Field(default_factory=LivemanConfig)
+
+    @model_validator(mode="after")
+    def _alias_fits_cluster(self) -> Settings:
+        # The alias falls back to [recorder] node_alias, which has no such rule of its own.
+        fallback = self.recorder.node_alias
+        if self.liveman.url and not self.liveman.alias and fallback \
+                and not NODE_ALIAS_RE.match(fallback):
+            raise ValueError(
+                f"liveman.alias is not set and recorder.node_alias {fallback!r} cannot name "
+                "this node in the cluster (1-64 characters from A-Za-z0-9_.:-): set "
+                "liveman.alias")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -627,6 +692,7 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
             "strategy": StrategyOverride if model is StreamConfig else StrategyConfig,
             "webrtc": WebRtcConfig,
             "sdp": SdpConfig,
+            "liveman": LivemanConfig,
         }
         nested = tables.get(str(part))
         if nested is None or str(part) not in model.model_fields:

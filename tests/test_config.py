@@ -18,6 +18,7 @@ from liveion.config import (
     HttpConfig,
     IceServer,
     LimitsConfig,
+    LivemanConfig,
     LogConfig,
     RecorderConfig,
     SdpConfig,
@@ -544,6 +545,7 @@ def test_example_documents_every_key() -> None:
         "webrtc": WebRtcConfig, "sdp": SdpConfig, "ice_servers": IceServer,
         "hooks": HooksConfig, "webhook": WebhookConfig, "limits": LimitsConfig,
         "recorder": RecorderConfig, "recorder.storage": StorageConfig,
+        "liveman": LivemanConfig,
     }
     for table, model in tables.items():
         header = f"[[{table}]]" if table == "ice_servers" else f"[{table}]"

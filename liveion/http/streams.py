@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, cast
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+
+from liveapi.types import CascadeInfo, CodecJson, SessionJson, SessionState, StreamJson
 
 from ..auth import Claims, Mode
 from ..sfu.stream import Session, Stream, now_ms
@@ -29,9 +31,10 @@ def session_leave_at(session: Session, state: str) -> int:
     return _left_at.setdefault(session, now_ms())
 
 
-def session_json(session: Session) -> dict[str, Any]:
-    state = session.peer.state
-    out: dict[str, Any] = {
+def session_json(session: Session) -> SessionJson:
+    # aiortc's RTCPeerConnection.connectionState takes exactly SessionState's values.
+    state = cast(SessionState, session.peer.state)
+    out: SessionJson = {
         "id": session.id,
         "createdAt": session.created_at,
         "leaveAt": session_leave_at(session, state),
@@ -41,17 +44,21 @@ def session_json(session: Session) -> dict[str, Any]:
                   "bitrate": session.bitrate},
     }
     if session.cascade is not None:  # Live777 omits the key on other sessions
-        cascade = {"sourceUrl": session.cascade.source_url,
-                   "targetUrl": session.cascade.target_url,
-                   "sessionUrl": session.cascade.session_url}
-        out["cascade"] = {key: value for key, value in cascade.items() if value is not None}
+        cascade: CascadeInfo = {}
+        if session.cascade.source_url is not None:
+            cascade["sourceUrl"] = session.cascade.source_url
+        if session.cascade.target_url is not None:
+            cascade["targetUrl"] = session.cascade.target_url
+        if session.cascade.session_url is not None:
+            cascade["sessionUrl"] = session.cascade.session_url
+        out["cascade"] = cascade
     return out
 
 
-def stream_json(stream: Stream) -> dict[str, Any]:
+def stream_json(stream: Stream) -> StreamJson:
     publisher = [stream.publisher] if stream.publisher else []
     subscribers = list(stream.subscribers.values())
-    codecs = []
+    codecs: list[CodecJson] = []
     for kind, track in stream.tracks.items():
         if stream.publisher is not None and track.source is not None:
             codecs.append({"kind": kind, "codec": track.source.name,
@@ -80,23 +87,26 @@ def stream_json(stream: Stream) -> dict[str, Any]:
     }
 
 
-def for_caller(stream: Stream, claims: Claims) -> dict[str, Any]:
+def for_caller(stream: Stream, claims: Claims) -> StreamJson:
     """`stream_json`, with session ids blanked for a caller without admin on the stream:
     a session id is what controls a session, so one viewer must not learn another's."""
     out = stream_json(stream)
     if not claims.allows(Mode.ADMIN, stream.name):
-        for side in ("publish", "subscribe"):
-            for session in out[side]["sessions"]:
+        for side in (out["publish"], out["subscribe"]):
+            for session in side["sessions"]:
                 session["id"] = ""
-                session.get("cascade", {}).pop("sessionUrl", None)
+                if "cascade" in session:
+                    session["cascade"].pop("sessionUrl", None)
     return out
 
 
-@router.get("/")
+# response_model=None: the dicts are built to their TypedDicts already; FastAPI would
+# otherwise validate every answer again.
+@router.get("/", response_model=None)
 async def list_streams(
     request: Request, claims: Annotated[Claims, Depends(authenticated)],
     streams: Annotated[list[str] | None, Query()] = None,
-) -> list[dict[str, Any]]:
+) -> list[StreamJson]:
     """Every stream, or only those named by `?streams=a&streams=b`. A token for one stream
     sees only that stream."""
     found = manager_of(request).streams.values()
@@ -104,9 +114,9 @@ async def list_streams(
             if (not streams or s.name in streams) and claims.scoped_to(s.name)]
 
 
-@router.get("/{stream}")
+@router.get("/{stream}", response_model=None)
 async def get_stream(stream: str, request: Request,
-                     claims: Annotated[Claims, Depends(require(Mode(0)))]) -> dict[str, Any]:
+                     claims: Annotated[Claims, Depends(require(Mode(0)))]) -> StreamJson:
     """Any token for the stream may read it."""
     return for_caller(manager_of(request).get(stream), claims)
 
