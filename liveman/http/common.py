@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -59,6 +60,10 @@ def relay(answer: Answer, *, ice: bool = False, request: Request | None = None) 
         values = answer.headers.get_list(name)
         if name == "link" and ice and request is not None:
             values = merge_links(values, cluster_of(request).settings.extra_ice, time.time())
+        elif name == "location":
+            # A node's absolute URL would send the client past liveman; the path is the
+            # same resource on liveman.
+            values = [urlsplit(v).path or v for v in values]
         for value in values:
             response.headers.append(name, value)
     return response
