@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log.python_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.log.python_level > logging.DEBUG:
-        # aioice/aiortc log every STUN check and DTLS step at INFO
-        logging.getLogger("aioice").setLevel(logging.WARNING)
-        logging.getLogger("aiortc").setLevel(logging.WARNING)
+        # aioice/aiortc log every STUN check and DTLS step at INFO, httpx every heartbeat
+        for name in ("aioice", "aiortc", "httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     from .app import create_app
 

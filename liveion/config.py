@@ -17,14 +17,9 @@ a :class:`ConfigError` naming the key instead of being silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import logging
-import os
 import re
-import tomllib
-from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,17 +29,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
-from pydantic_settings.exceptions import SettingsError
+from pydantic_settings import SettingsConfigDict
+
+from liveapi.settings import ENV_NESTED_DELIMITER, ConfigError, TomlSettings, load
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -73,7 +63,6 @@ __all__ = [
 
 DEFAULT_CONFIG_FILE = "live777.toml"
 ENV_PREFIX = "LIVE777_"
-ENV_NESTED_DELIMITER = "__"
 
 # "." and ".." are excluded: as path segments they would be normalised away (RFC 3986).
 STREAM_NAME_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~-]{1,128}$")
@@ -89,21 +78,10 @@ _HOSTNAME_RE = re.compile(
 )
 
 
-class ConfigError(Exception):
-    """Configuration could not be loaded; ``str(err)`` is a message fit for the operator.
-
-    ``problems`` holds one line per bad key (a single entry for file-level errors).
-    """
-
-    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems: list[str] = list(problems) if problems is not None else [message]
-
-
 _STRICT = ConfigDict(extra="forbid")
 
 
-def _split_listen(value: str) -> tuple[str, int]:
+def split_listen(value: str) -> tuple[str, int]:
     """Split ``host:port`` / ``[v6]:port`` into (host without brackets, port); ValueError if bad."""
     expected = "expected 'host:port', e.g. '0.0.0.0:7777' or '[::]:7777'"
     if value.startswith("["):
@@ -144,18 +122,18 @@ class HttpConfig(BaseModel):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
-        _split_listen(value)
+        split_listen(value)
         return value
 
     @property
     def host(self) -> str:
         """Host part of ``listen`` (IPv6 without brackets, ready for ``bind``/uvicorn)."""
-        return _split_listen(self.listen)[0]
+        return split_listen(self.listen)[0]
 
     @property
     def port(self) -> int:
         """Port part of ``listen``."""
-        return _split_listen(self.listen)[1]
+        return split_listen(self.listen)[1]
 
 
 class IceServer(BaseModel):
@@ -416,7 +394,7 @@ class LimitsConfig(BaseModel):
     """Requests a client may make at once before `rate_limit` applies."""
 
 
-def _check_http_url(value: str, key: str) -> str:
+def check_http_url(value: str, key: str) -> str:
     """"" or an http(s) base URL without query or fragment; a trailing "/" is dropped."""
     if not value:
         return value
@@ -449,12 +427,12 @@ class LivemanConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        return _check_http_url(value, "liveman URL")
+        return check_http_url(value, "liveman URL")
 
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
-        return _check_http_url(value, "public URL")
+        return check_http_url(value, "public URL")
 
     @field_validator("alias")
     @classmethod
@@ -578,25 +556,7 @@ StreamName = Annotated[str, AfterValidator(_check_stream_name)]
 """A ``[stream.<name>]`` key: 1-128 characters from ``A-Za-z0-9_.~-``."""
 
 
-# The TOML file of the load in progress; a context variable keeps concurrent loads apart.
-_toml_path: ContextVar[Path | None] = ContextVar("liveion_config_toml_path", default=None)
-
-
-class _TomlSource(TomlConfigSettingsSource):
-    """TomlConfigSettingsSource that turns unreadable/invalid files into ConfigError."""
-
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
-        try:
-            return super()._read_file(file_path)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file_path}: invalid TOML: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{file_path}: invalid TOML: not UTF-8 ({exc.reason})") from exc
-        except OSError as exc:
-            raise ConfigError(f"{file_path}: cannot read: {exc.strerror or exc}") from exc
-
-
-class Settings(BaseSettings):
+class Settings(TomlSettings):
     """The whole liveion configuration (one TOML file, Live777 layout)."""
 
     model_config = SettingsConfigDict(
@@ -636,20 +596,6 @@ class Settings(BaseSettings):
                 "liveman.alias")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = _toml_path.get()
-        if path is None:
-            return (init_settings, env_settings)
-        return (init_settings, env_settings, _TomlSource(settings_cls, toml_file=path))
-
     def strategy_for(self, stream: str) -> StrategyConfig:
         """Effective strategy of ``stream``: ``[strategy]`` with its per-stream overrides."""
         cfg = self.stream.get(stream)
@@ -658,97 +604,6 @@ class Settings(BaseSettings):
         merged = self.strategy.model_dump()
         merged.update(cfg.strategy.model_dump(exclude_none=True))
         return StrategyConfig.model_validate(merged)
-
-
-# --- error formatting -------------------------------------------------------------------
-
-
-def _dotted(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
-    """The model class whose table ``loc`` names (for 'valid keys' hints), if known."""
-    model: type[BaseModel] = Settings
-    i = 0
-    while i < len(loc):
-        part = loc[i]
-        if model is Settings and part == "stream":
-            model, i = StreamConfig, i + 2  # skip the stream name
-            continue
-        if model is Settings and part == "ice_servers":
-            model, i = IceServer, i + 2  # skip the list index
-            continue
-        tables: dict[str, type[BaseModel]] = {
-            "http": HttpConfig,
-            "auth": AuthConfig,
-            "log": LogConfig,
-            "strategy": StrategyOverride if model is StreamConfig else StrategyConfig,
-            "webrtc": WebRtcConfig,
-            "sdp": SdpConfig,
-            "liveman": LivemanConfig,
-        }
-        nested = tables.get(str(part))
-        if nested is None or str(part) not in model.model_fields:
-            return None
-        model, i = nested, i + 1
-    return model
-
-
-def _env_var_for(loc: Sequence[int | str]) -> str | None:
-    """Name of the set environment variable that supplied the value at ``loc``, if any."""
-    env = {k.upper(): k for k in os.environ}
-    parts = [str(p) for p in loc]
-    for n in range(len(parts), 0, -1):
-        name = (ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts[:n])).upper()
-        if name in env:
-            return env[name]
-    return None
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _describe(error: Mapping[str, Any], origin: str | None) -> str:
-    loc: tuple[int | str, ...] = tuple(error["loc"])
-    if loc and loc[-1] == "[key]":  # a bad dict key (stream name): the message names it
-        loc = loc[:-2]
-    env_var = _env_var_for(loc)
-    source = env_var if env_var is not None else origin
-    prefix = f"{source}: " if source else ""
-    if error["type"] == "extra_forbidden":
-        line = f"{prefix}unknown key {_dotted(loc)!r}"
-        parent = _model_at(loc[:-1])
-        if parent is not None:
-            keys = list(parent.model_fields)
-            close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(keys)}"
-            line += f" ({hint})"
-        return line
-    msg = str(error["msg"])
-    msg = msg.removeprefix("Value error, ")
-    line = f"{prefix}{_dotted(loc) or '(top level)'}: {msg}"
-    # Own validators (value_error) already quote the offending value in their message.
-    quoted = error["type"] in ("missing", "value_error", "assertion_error")
-    if not quoted and not isinstance(error.get("input"), dict | list):
-        line += f" (got {_short_repr(error.get('input'))})"
-    return line
-
-
-def _config_error(exc: ValidationError, origin: str | None) -> ConfigError:
-    problems = [_describe(e, origin) for e in exc.errors()]
-    if len(problems) == 1:
-        return ConfigError(problems[0], problems)
-    header = f"{len(problems)} configuration errors:"
-    return ConfigError("\n  ".join([header, *problems]), problems)
 
 
 # --- public entry points ----------------------------------------------------------------
@@ -767,23 +622,4 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     :class:`ConfigError` for a missing/unreadable file, invalid TOML (with line and column)
     and every invalid or unknown key (as dotted paths).
     """
-    origin: str | None = None
-    if path is not None:
-        path = Path(path).expanduser()
-        origin = str(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        if not path.is_file():
-            raise ConfigError(f"{path}: not a regular file")
-    token = _toml_path.set(path)
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise _config_error(exc, origin) from None
-    except SettingsError as exc:
-        detail = f": {exc.__cause__}" if exc.__cause__ is not None else ""
-        raise ConfigError(
-            f"environment: {exc}{detail} (lists and tables must be JSON, e.g. '[\"a\"]')"
-        ) from exc
-    finally:
-        _toml_path.reset(token)
+    return load(Settings, ENV_PREFIX, path, **overrides)

@@ -9,8 +9,6 @@ defaults below. ``DATABASE_URL`` sets ``[database] url`` when neither the file n
 from __future__ import annotations
 
 import os
-import re
-import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from liveapi.settings import ConfigError, TomlSettings, load
-from liveion.config import IceServer, LogConfig, StorageConfig
-from liveion.config import _split_listen as split_listen
+from liveion.config import (
+    NODE_ALIAS_RE,
+    IceServer,
+    LogConfig,
+    StorageConfig,
+    check_http_url,
+    split_listen,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -35,16 +39,9 @@ __all__ = [
 DEFAULT_CONFIG_FILE = "liveman.toml"
 ENV_PREFIX = "LIVEMAN_"
 DEFAULT_DATABASE_URL = "sqlite://./liveman.db"
-ALIAS_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ALIAS_RE = NODE_ALIAS_RE
 
 _STRICT = ConfigDict(extra="forbid")
-
-
-def _check_http_url(value: str, what: str) -> str:
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{what} {value!r} must be an http:// or https:// URL with a host")
-    return value.rstrip("/")
 
 
 class HttpConfig(BaseModel):
@@ -69,7 +66,7 @@ class HttpConfig(BaseModel):
     @field_validator("public")
     @classmethod
     def _check_public(cls, value: str) -> str:
-        return _check_http_url(value, "public URL") if value else value
+        return check_http_url(value, "public URL")
 
     @property
     def host(self) -> str:
@@ -234,7 +231,9 @@ class NodeConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        return _check_http_url(value, "node url")
+        if not value:
+            raise ValueError("node url is required")
+        return check_http_url(value, "node url")
 
 
 class DatabaseConfig(BaseModel):
