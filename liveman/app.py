@@ -23,9 +23,11 @@ from .cascade import Cascades
 from .config import Settings
 from .db import Database
 from .http import admin, auth, nodes, signaling, streams
+from .http import record as record_routes
 from .metrics import Metrics
 from .nodes import NodeRegistry
 from .proxy import NodeClient
+from .recordings import Recordings
 from .signaling import ClusterError, Signaling
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class Cluster:
     metrics: Metrics
     accounts: Accounts
     login_limiter: LoginLimiter
+    recordings: Recordings
     started_at: float = field(default_factory=time.time)
 
 
@@ -61,7 +64,8 @@ def build_cluster(settings: Settings) -> Cluster:
         signaling=Signaling(db, registry, client, cascades, metrics), metrics=metrics,
         accounts=Accounts(settings.auth.accounts),
         login_limiter=LoginLimiter(settings.auth.login_max_failures,
-                                   settings.auth.login_window_seconds))
+                                   settings.auth.login_window_seconds),
+        recordings=Recordings(settings, db, registry, client))
 
 
 def _warn_unsupported(settings: Settings) -> None:
@@ -82,12 +86,16 @@ def create_app(settings: Settings) -> FastAPI:
         await cluster.db.open()
         await cluster.registry.start()
         cluster.cascades.start()
+        await cluster.recordings.start()
+        # The object route serves bytes through liveion's handler, which reads this.
+        app.state.storage = cluster.recordings.storage
         logger.info("liveman listening on %s (public %s), database %s, %d configured nodes",
                     settings.http.listen, settings.http.public_url, cluster.db.display_url,
                     len(settings.all_nodes))
         try:
             yield
         finally:
+            await cluster.recordings.stop()
             await cluster.cascades.stop()
             await cluster.registry.stop()
             await cluster.client.close()
@@ -112,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return problem_response(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
 
-    for module in (signaling, nodes, streams, auth, admin):
+    for module in (signaling, nodes, streams, auth, admin, record_routes):
         app.include_router(module.router)
     web = web_dir()
     if web is not None:

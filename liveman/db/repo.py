@@ -189,3 +189,33 @@ async def sync_cursor(session: AsyncSession, alias: str) -> int:
 async def save_sync_cursor(session: AsyncSession, alias: str, cursor: int, now: float) -> None:
     await _upsert(session, SyncCursor, {"alias": alias, "cursor": cursor, "updated_at": now},
                   ["alias"], ["cursor", "updated_at"])
+
+
+# --- recordings started or stopped through liveman ---------------------------------------
+
+
+async def recording(session: AsyncSession, stream: str, record: str) -> Recording | None:
+    stmt = select(Recording).where(Recording.stream == stream, Recording.record == record)
+    return (await session.scalars(stmt)).first()
+
+
+async def active_recordings(session: AsyncSession, stream: str | None = None
+                            ) -> list[Recording]:
+    """Rows still `Active`, oldest start first."""
+    stmt = select(Recording).where(Recording.status == "Active")
+    if stream is not None:
+        stmt = stmt.where(Recording.stream == stream)
+    return list((await session.scalars(stmt.order_by(Recording.start_ts))).all())
+
+
+async def finish_recording(session: AsyncSession, stream: str, record: str, *, end_ts: int,
+                           duration_ms: int | None, now: float) -> bool:
+    """Mark an `Active` row `Completed`; True for the one caller (of any replica) that
+    changed it, so only that caller acts on the change (rotation, stop)."""
+    values: dict[str, Any] = {"status": "Completed", "end_ts": end_ts, "updated_at": now}
+    if duration_ms is not None:
+        values["duration_ms"] = duration_ms
+    result = await session.execute(
+        update(Recording).where(Recording.stream == stream, Recording.record == record,
+                                Recording.status == "Active").values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
