@@ -4,6 +4,7 @@
   python -m bench compare --subscribers 20 --baseline-subscribers 2,4,8
   python -m bench encode            (build the cached pre-encoded clip)
   python -m bench record --recordings 50 --seconds 30
+  python -m bench liveman --requests 200 --concurrency 20 --seconds 10
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .compare import capacity_summary, keeps_up
+from .liveman import LivemanOptions, cmd_liveman
 from .media import ClipSpec, load_clip
 from .recorder import recorder_table, run_recorder_bench
 from .report import notes, profile_summary, ratio_table, results_table, save
@@ -176,6 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--seconds", type=float, default=30.0, help="media seconds each")
     record.add_argument("--core", type=int, default=0, help="pin to this core")
     record.set_defaults(func=cmd_record)
+
+    liveman = commands.add_parser("liveman", help="liveman's signaling latency and placements/s")
+    liveman.add_argument("--requests", type=int, default=200,
+                         help="sequential WHIP and WHEP POSTs per path (direct, liveman)")
+    liveman.add_argument("--concurrency", type=int, default=20,
+                         help="clients POSTing through liveman in the placement phase")
+    liveman.add_argument("--seconds", type=float, default=10.0,
+                         help="length of the placement phase")
+    liveman.add_argument("--liveman-core", type=int, default=0)
+    liveman.add_argument("--generator-core", type=int, default=1,
+                         help="the nodes, their publishers and the clients")
+    liveman.add_argument("--profile", action="store_true",
+                         help="run liveman under cProfile over the placement phase")
+    liveman.set_defaults(func=lambda a: cmd_liveman(LivemanOptions(
+        requests=a.requests, concurrency=a.concurrency, seconds=a.seconds,
+        liveman_core=a.liveman_core, generator_core=a.generator_core, profile=a.profile)))
 
     args = parser.parse_args(argv)
     return int(args.func(args))
