@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 SessionState = Literal["new", "connecting", "connected", "disconnected", "failed", "closed"]
@@ -81,17 +81,23 @@ class StrategyJson(TypedDict):
     auto_delete_whep: int
 
 
+@with_config(ConfigDict(extra="forbid"))
 class CascadeRequest(TypedDict, total=False):
     """`POST /api/cascade/{stream}`: exactly one of sourceUrl (pull) and targetUrl (push)."""
 
     sourceUrl: str
+    """The remote WHEP endpoint to pull from: `http(s)://host:port/whep/S`."""
     targetUrl: str
+    """The remote WHIP endpoint to push to: `http(s)://host:port/whip/S`."""
     token: str
+    """Sent to the remote node as `Authorization: Bearer <token>`."""
 
 
 class CascadeResponse(TypedDict):
     session: str
-    sessionUrl: str
+    """The cascade session's id on the node that answered."""
+    sessionUrl: str | None
+    """The remote session resource."""
 
 
 class RecordStarted(TypedDict):
