@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from liveapi.types import RecordStarted, RecordStatus
+
 from ..auth import Mode
 from ..recorder.index import RecordingEntry
 from ..recorder.paths import BadPath, check_relative_path
@@ -65,7 +67,7 @@ async def _base_dir(request: Request) -> str | None:
 
 
 @router.post("/api/record/{stream}", dependencies=[Depends(require(Mode.ADMIN))])
-async def start_record(stream: str, request: Request) -> dict[str, str]:
+async def start_record(stream: str, request: Request) -> RecordStarted:
     """Start recording (idempotent: a stream already recording answers its current part)."""
     base_dir = await _base_dir(request)
     info = recorder_of(request).start_recording(stream, base_dir)
@@ -74,7 +76,7 @@ async def start_record(stream: str, request: Request) -> dict[str, str]:
 
 
 @router.get("/api/record/{stream}", dependencies=[Depends(require(Mode.SUBSCRIBE))])
-async def record_status(stream: str, request: Request) -> dict[str, bool]:
+async def record_status(stream: str, request: Request) -> RecordStatus:
     return {"recording": recorder_of(request).is_recording(stream)}
 
 
