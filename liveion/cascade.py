@@ -181,7 +181,8 @@ class Link:
             pull = self.direction is Direction.PULL
             offer = await peer.offer(recv=pull, send=not pull, ssrcs=None if pull else ssrcs,
                                      data_channel=DATA_CHANNEL_LABEL)
-            answer, info.session_url = await self._cascades.post_offer(self.endpoint, offer)
+            answer, info.session_url = await self._cascades.post_offer(
+                self.endpoint, offer, pull=self.direction is Direction.PULL)
             try:
                 await peer.apply_answer(answer)
             except PeerError as exc:
@@ -352,9 +353,12 @@ class Cascades:
         waiter.clear()
         await waiter.wait()
 
-    async def post_offer(self, endpoint: Endpoint, offer: str) -> tuple[str, str]:
+    async def post_offer(self, endpoint: Endpoint, offer: str, pull: bool = False
+                         ) -> tuple[str, str]:
         """POST the offer; return (answer, absolute session URL). CascadeError otherwise."""
         headers = {"Content-Type": "application/sdp"}
+        if pull:
+            headers["X-Cascade"] = "pull"
         if endpoint.token:
             headers["Authorization"] = f"Bearer {endpoint.token}"
         try:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ..auth import Claims, Mode
-from ..sfu.stream import Session
+from ..sfu.stream import CascadeInfo, Session
 from .common import SDP, SDPFRAG, Problem, check_stream_name, ice_server_links, read_text_body
 from .deps import manager_of, require, settings_of
 
@@ -49,7 +49,9 @@ async def whep(stream: str, request: Request,
     """Subscribe: the body is the player's SDP offer; 201 with the SDP answer."""
     check_stream_name(stream)
     manager = manager_of(request)
-    session = await manager.subscribe(stream, await read_text_body(request, SDP))
+    leg = (request.headers.get("x-cascade") == "pull" and claims.allows(Mode.ADMIN, stream))
+    session = await manager.subscribe(stream, await read_text_body(request, SDP),
+                                      CascadeInfo() if leg else None)
     return _created(request, session, claims)
 
 

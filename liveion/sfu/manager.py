@@ -167,11 +167,13 @@ class StreamManager:
         self.events.emit(Event(EventType.PUBLISH_STARTED, name, Reason.API, session.id))
         return session
 
-    async def subscribe(self, name: str, offer: str) -> Session:
+    async def subscribe(self, name: str, offer: str, cascade: CascadeInfo | None = None
+                        ) -> Session:
         check_offer(offer, OfferRole.SUBSCRIBE)
         stream = self._stream_for(name, Role.SUBSCRIBE)
         limit = self.strategy(name).each_stream_max_sub
-        if len(stream.subscribers) >= limit:
+        viewers = sum(1 for s in stream.subscribers.values() if s.cascade is None)
+        if cascade is None and viewers >= limit:
             raise Unavailable(f"stream '{name}' has its maximum of {limit} subscribers",
                               retry_after=5)
         self._check_capacity()
@@ -184,6 +186,7 @@ class StreamManager:
         if self.streams.get(name) is not stream:
             await session.peer.close()
             raise NotFound(f"stream '{name}' was deleted")
+        session.cascade = cascade
         stream.attach_subscriber(session)
         self.events.emit(Event(EventType.SUBSCRIBE_STARTED, name, Reason.API, session.id))
         return session
