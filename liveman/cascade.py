@@ -31,18 +31,35 @@ class CascadeFailed(Exception):
     """No target node accepted the cascade; the message says what each answered."""
 
 
-def is_idle(stream: StreamJson | None, now_ms: int, max_idle_ms: int) -> bool:
-    """The cascaded copy has had no (non-cascade) viewer for `max_idle_ms`.
+def idle_since(stream: StreamJson | None, seen_idle_ms: int) -> int | None:
+    """Since when (Unix ms) the cascaded copy has had no (non-cascade) viewer; None while
+    it has one.
 
-    A stream missing from the target's snapshot counts as idle: its publisher is gone.
+    `seen_idle_ms` is when liveman first saw the copy without viewers. The node's
+    `subscribe.leaveAt` is only set once *every* subscriber is gone, so while the copy
+    still pushes onward (a cascade leg subscribed to it) it stays 0 and only liveman's own
+    observation tells how long the copy has been idle. A stream missing from the target's
+    snapshot counts as idle since ever: its publisher is gone.
     """
     if stream is None:
-        return True
-    viewers = [s for s in stream["subscribe"]["sessions"] if "cascade" not in s]
-    if viewers:
-        return False
-    left = stream["subscribe"]["leaveAt"] or stream["createdAt"]
-    return now_ms - left >= max_idle_ms
+        return 0
+    sessions = stream["subscribe"]["sessions"]
+    if any("cascade" not in s for s in sessions):
+        return None
+    left = stream["subscribe"]["leaveAt"]
+    if left:
+        return min(left, seen_idle_ms)
+    if not sessions:  # never had a viewer
+        return min(stream["createdAt"], seen_idle_ms)
+    return seen_idle_ms
+
+
+def is_idle(stream: StreamJson | None, now_ms: int, max_idle_ms: int,
+            seen_idle_ms: int | None = None) -> bool:
+    """The cascaded copy has had no (non-cascade) viewer for `max_idle_ms` (see
+    :func:`idle_since`; `seen_idle_ms` defaults to `now_ms`)."""
+    since = idle_since(stream, now_ms if seen_idle_ms is None else seen_idle_ms)
+    return since is not None and now_ms - since >= max_idle_ms
 
 
 class Cascades:
@@ -58,6 +75,8 @@ class Cascades:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._seen_idle: dict[int, int] = {}
+        """Cascade id → when (Unix ms) this replica first saw its copy without viewers."""
 
     def lock(self, stream: str) -> asyncio.Lock:
         """Serialises cascade decisions per stream, so a burst of viewers starts one
@@ -176,31 +195,47 @@ class Cascades:
                     row.target_alias, why)
 
     async def sweep(self) -> int:
-        """Remove idle cascades now; returns how many."""
+        """Remove idle cascades now; returns how many.
+
+        A copy that feeds another cascade (the source of a newer one) is not idle: tearing
+        it down would cut the viewers downstream. Newest cascades are looked at first, so
+        a chain whose viewers all left is removed in one sweep.
+        """
         async with self.db.session() as s:
             rows = await repo.cascades(s)
+        live_ids = {row.id for row in rows}
+        self._seen_idle = {k: v for k, v in self._seen_idle.items() if k in live_ids}
         if not rows:
             return 0
         states = {n.alias: n for n in await self.registry.states()}
         now = self.clock()
-        removed = 0
-        for row in rows:
+        now_ms = int(now * 1000)
+        removed: set[int] = set()
+        for row in reversed(rows):
             target = states.get(row.target_alias)
             owner = states.get(row.owner_alias)
-            if now - row.created_at < self.config.maximum_idle_time / 1000:
-                continue
             if target is None or owner is None:
                 why = "node removed"
             elif not target.alive:
                 continue  # decide when it is heard again
             else:
                 copy = next((s for s in target.streams if s["id"] == row.stream), None)
-                if not is_idle(copy, int(now * 1000), self.config.maximum_idle_time):
+                if idle_since(copy, now_ms) is None:
+                    self._seen_idle.pop(row.id, None)
                     continue
+                seen = self._seen_idle.setdefault(row.id, now_ms)
+                if now - row.created_at < self.config.maximum_idle_time / 1000:
+                    continue
+                if not is_idle(copy, now_ms, self.config.maximum_idle_time, seen):
+                    continue
+                if any(other.id not in removed and other.stream == row.stream
+                       and other.source_alias == row.target_alias for other in rows):
+                    continue  # it feeds a cascade that still has viewers
                 why = "idle"
             await self._teardown(row, why)
-            removed += 1
-        return removed
+            removed.add(row.id)
+            self._seen_idle.pop(row.id, None)
+        return len(removed)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -203,8 +203,12 @@ class NodeRegistry:
         await repo.prune_routes(s, alias, live, older_than=now - 5)
 
     async def _save_snapshot(self, node: NodeConfig, streams: list[StreamJson],
-                             latency_ms: float | None, strategy: dict[str, Any] | None) -> None:
-        now = self.clock()
+                             latency_ms: float | None, strategy: dict[str, Any] | None,
+                             taken_at: float | None = None) -> None:
+        """Save what the node listed. ``taken_at`` is when it was asked: placement counts
+        sessions liveman made since then on top of the list, so a session made while the
+        answer was on its way is not missed."""
+        now = self.clock() if taken_at is None else taken_at
         async with self.db.session() as s:
             await repo.save_contact(s, node.alias, now=now, latency_ms=latency_ms,
                                     strategy=strategy, streams=[dict(x) for x in streams],
@@ -233,11 +237,13 @@ class NodeRegistry:
             try:
                 if strategy is None:
                     strategy = await self._fetch_strategy(target)
+                asked_at = self.clock()
                 answer = await self.client.request(target, "GET", "/api/streams/", timeout=2)
                 if answer.status != 200:
                     raise NodeError(target, f"/api/streams/ answered {answer.status}")
                 streams = streams_adapter.validate_python(answer.json())
-                await self._save_snapshot(node, streams, answer.elapsed * 1000, strategy)
+                await self._save_snapshot(node, streams, answer.elapsed * 1000, strategy,
+                                          taken_at=asked_at)
                 if failing:
                     logger.info("node %s answers again", node.alias)
                 failing = False

@@ -9,13 +9,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from .cascade import CascadeFailed, Cascades
 from .db import Database, repo
 from .metrics import Metrics
 from .nodes import NodeRegistry, NodeState
-from .placement import Decision, Outcome, place_publisher, place_viewer
+from .placement import (
+    Decision,
+    NodeView,
+    Outcome,
+    StreamLoad,
+    place_publisher,
+    place_viewer,
+)
 from .proxy import Answer, NodeClient, NodeError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +45,39 @@ def _refused(decision: Decision, stream: str) -> ClusterError:
     if decision.outcome is Outcome.NOT_FOUND:
         return ClusterError(404, decision.reason)
     return ClusterError(503, decision.reason or f"no node can take '{stream}'", RETRY_AFTER_S)
+
+
+def node_failed(answer: Answer) -> bool:
+    """The node broke (5xx) rather than answered: not "full" (503, with its Retry-After)
+    and not "cannot do that" (501), which clients are told as the node said them."""
+    return answer.status >= 500 and answer.status not in (501, 503)
+
+
+def failure(node: NodeState, answer: Answer) -> str:
+    """What a node's 5xx answer said, naming the node."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(detail, str):
+        detail = answer.body.decode(errors="replace").strip()
+    return (f"node '{node.alias}' ({node.url}) answered {answer.status}"
+            + (f": {detail[:200]}" if detail else ""))
+
+
+def as_full(views: list[NodeView], stream: str, full: set[str]) -> list[NodeView]:
+    """``views`` with ``stream`` counted full on the nodes in ``full``."""
+    if not full:
+        return views
+    out = []
+    for view in views:
+        load = view.streams.get(stream)
+        if view.alias in full and load is not None and load.viewers < view.sub_max:
+            view = replace(view, streams={**view.streams,
+                                          stream: StreamLoad(load.publishing, view.sub_max)})
+        out.append(view)
+    return out
 
 
 def session_path(location: str) -> str:
@@ -70,30 +111,47 @@ class Signaling:
 
     async def subscribe(self, stream: str, offer: bytes, headers: Mapping[str, str],
                         pinned: Sequence[str] = ()) -> Answer:
-        decision = place_viewer(await self.registry.views(), stream, pinned)
-        if decision.outcome is Outcome.CASCADE:
-            # Decide again under the stream's lock: a cascade started by a viewer that
-            # arrived a moment earlier may have made room already.
-            async with self.cascades.lock(stream):
-                decision = place_viewer(await self.registry.views(), stream, pinned)
-                self.metrics.placements.labels("whep", decision.outcome.value).inc()
-                if decision.outcome is Outcome.CASCADE:
-                    nodes = await self._nodes()
-                    assert decision.source is not None
-                    try:
-                        target = await self.cascades.open(
-                            stream, nodes[decision.source], [nodes[a] for a in decision.nodes])
-                    except CascadeFailed as exc:
-                        raise ClusterError(503, f"'{stream}' is full and no cascade could "
-                                                f"start: {exc}", RETRY_AFTER_S) from None
-                    return await self._offer("whep", stream, [target], offer, headers)
-        else:
+        full: set[str] = set()
+        answer: Answer | None = None
+        for _ in range(2):
+            decision = place_viewer(as_full(await self.registry.views(), stream, full),
+                                    stream, pinned)
+            if decision.outcome is Outcome.CASCADE:
+                # Decide again under the stream's lock: a cascade started by a viewer that
+                # arrived a moment earlier may have made room already.
+                async with self.cascades.lock(stream):
+                    decision = place_viewer(as_full(await self.registry.views(), stream, full),
+                                            stream, pinned)
+                    if decision.outcome is Outcome.CASCADE:
+                        self.metrics.placements.labels("whep", decision.outcome.value).inc()
+                        return await self._cascade(stream, decision, offer, headers)
             self.metrics.placements.labels("whep", decision.outcome.value).inc()
-        if decision.outcome is not Outcome.SERVE:
-            raise _refused(decision, stream)
+            if decision.outcome is not Outcome.SERVE:
+                raise _refused(decision, stream)
+            nodes = await self._nodes()
+            answer = await self._offer("whep", stream,
+                                       [nodes[a] for a in decision.nodes if a in nodes],
+                                       offer, headers)
+            if answer.status != 503:
+                return answer
+            # Every node liveman counted room on said it is full (viewers liveman has not
+            # seen yet, e.g. ones that went to the node directly): count them full and
+            # decide again, which starts a cascade where one can go.
+            full.update(decision.nodes)
+        assert answer is not None
+        return answer
+
+    async def _cascade(self, stream: str, decision: Decision, offer: bytes,
+                       headers: Mapping[str, str]) -> Answer:
         nodes = await self._nodes()
-        return await self._offer("whep", stream, [nodes[a] for a in decision.nodes], offer,
-                                 headers)
+        assert decision.source is not None
+        try:
+            target = await self.cascades.open(
+                stream, nodes[decision.source], [nodes[a] for a in decision.nodes if a in nodes])
+        except CascadeFailed as exc:
+            raise ClusterError(503, f"'{stream}' is full and no cascade could start: {exc}",
+                               RETRY_AFTER_S) from None
+        return await self._offer("whep", stream, [target], offer, headers)
 
     async def on_node(self, kind: str, alias: str, stream: str, offer: bytes,
                       headers: Mapping[str, str]) -> Answer:
@@ -108,10 +166,12 @@ class Signaling:
     async def _offer(self, kind: str, stream: str, candidates: list[NodeState], offer: bytes,
                      headers: Mapping[str, str]) -> Answer:
         """POST the offer to the first candidate that takes it. A node that cannot be
-        reached, or is full (503), is skipped; any other answer is the answer."""
+        reached, is full (503) or fails (another 5xx: it made no session) is skipped; any
+        other answer is the answer. When every node failed: a full node's 503, else 502
+        (504 when every node timed out) naming each node and what went wrong."""
         role = "publish" if kind == "whip" else "subscribe"
         problems: list[str] = []
-        answer: Answer | None = None
+        full: Answer | None = None
         for node in candidates:
             try:
                 answer = await self.client.request(node.target, "POST", f"/{kind}/{stream}",
@@ -124,8 +184,12 @@ class Signaling:
                 raise ClusterError(504 if exc.timeout else 502, str(exc)) from None
             self.metrics.proxy_latency.labels(kind).observe(answer.elapsed)
             self.metrics.proxied.labels(kind, str(answer.status)).inc()
-            if answer.status == 503 and node is not candidates[-1]:
+            if answer.status == 503:
                 problems.append(f"node '{node.alias}' is full")
+                full = full or answer
+                continue
+            if node_failed(answer):
+                problems.append(failure(node, answer))
                 continue
             location = answer.headers.get("location")
             if 200 <= answer.status < 300 and location:
@@ -133,8 +197,8 @@ class Signaling:
                     await repo.add_route(s, path=session_path(location), stream=stream,
                                          alias=node.alias, role=role, now=self.clock())
             return answer
-        if answer is not None:
-            return answer
+        if full is not None:
+            return full
         status = 504 if problems and all("timed out" in p for p in problems) else 502
         raise ClusterError(status, "; ".join(problems) or "no node to ask")
 
@@ -156,6 +220,8 @@ class Signaling:
             self.metrics.proxied.labels("session", "error").inc()
             raise ClusterError(504 if exc.timeout else 502, str(exc)) from None
         self.metrics.proxied.labels("session", str(answer.status)).inc()
+        if node_failed(answer):
+            raise ClusterError(502, failure(node, answer))
         if method == "DELETE" and path == base and (answer.status < 300 or answer.status == 404):
             async with self.db.session() as s:
                 await repo.delete_route(s, base)

@@ -32,8 +32,8 @@ class LiveionProcess:
     """One `python -m liveion` child process listening on 127.0.0.1."""
 
     def __init__(self, workdir: Path, config: str = "", argv_prefix: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()  # a fixed port: a node restarted where it was
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / f"live777-{self.port}.toml"
         listen = f'listen = "127.0.0.1:{self.port}"\n'

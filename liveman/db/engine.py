@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ADVISORY_LOCK = 777_0001  # serialises migrations of replicas starting together
+PING_TIMEOUT_S = 2.0
 
 
 class DatabaseUnavailable(Exception):
@@ -110,11 +111,16 @@ class Database:
                 logger.warning("database %s not ready (%s); retrying", self.display_url, reason)
                 await asyncio.sleep(0.5)
 
-    async def ping(self) -> str | None:
-        """None when a query works, else why not."""
+    async def ping(self, timeout: float = PING_TIMEOUT_S) -> str | None:
+        """None when a query works within ``timeout`` seconds (connecting included: a
+        database that accepts TCP but never answers must not hang the probe), else why
+        not."""
         try:
-            async with self.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            async with asyncio.timeout(timeout):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except TimeoutError:
+            return f"no answer within {timeout:g} s"
         except Exception as exc:  # any driver failure means "not ready"
             return _reason(exc)
         return None
