@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liveion.app import CorsMiddleware, web_dir
@@ -110,6 +111,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def cluster_error(request: Request, exc: ClusterError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return problem_response(exc.status, exc.detail, headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, exc: SQLAlchemyError) -> Response:
+        # The database is restarting or refusing connections: a retryable 503 that says
+        # so, not a bare 500 (the pool reconnects once it is back).
+        logger.warning("database error on %s %s: %s", request.method, request.url.path,
+                       str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem_response(503, "the database is unavailable; try again shortly",
+                                {"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -134,10 +134,11 @@ class Cascades:
             raise NodeError(owner.target, f"cascade answered {answer.status}: {detail}")
         session = str(answer.json().get("session") or "")
         path = f"/session/{stream}/{session}"
+        now = self.clock()
         async with self.db.session() as s:
             await repo.add_cascade(s, stream=stream, source=source.alias, target=target.alias,
-                                   mode=mode, owner=owner.alias, session_path=path,
-                                   now=self.clock())
+                                   mode=mode, owner=owner.alias, session_path=path, now=now)
+        self.registry.note_cascade(stream, target.alias, now)
         logger.info("cascade %s: %s -> %s (%s)", stream, source.alias, target.alias, mode)
         self._spawn(self._check(stream, source, target))
 

@@ -320,6 +320,10 @@ class ClusterConfig(BaseModel):
     """A node's whole answer; past it 504."""
     forget_after_ms: int = Field(default=86_400_000, ge=1000)
     """A self-registered node silent this long is removed from the list."""
+    state_cache_ms: int = Field(default=250, ge=0, le=5000)
+    """How long a replica reuses what it read of the nodes, routes and cascades before
+    reading the database again; what it writes itself it sees at once. 0: read on every
+    placement."""
 
 
 class Settings(TomlSettings):

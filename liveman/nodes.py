@@ -79,6 +79,61 @@ def load_from_streams(streams: list[StreamJson]) -> dict[str, Any]:
             "bitrate": bitrate, "cpu": 0.0}
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A node row, with what placement derives from its stream list computed once."""
+
+    alias: str
+    url: str
+    token: str
+    kind: str
+    mode: str
+    last_seen: float | None
+    latency_ms: float | None
+    strategy: dict[str, Any] | None
+    load: dict[str, Any] | None
+    streams: list[StreamJson]
+    error: str | None
+    polled_at: float | None
+    loads: dict[str, StreamLoad]
+    listed: frozenset[str]
+    """Ids of the sessions the node listed."""
+
+    @classmethod
+    def of(cls, row: Node) -> _Row:
+        streams: list[StreamJson] = list(row.streams or [])  # type: ignore[arg-type]
+        listed = frozenset(sess["id"] for st in streams for side in ("publish", "subscribe")
+                           for sess in st[side]["sessions"])
+        return cls(row.alias, row.url, row.token, row.kind, row.mode, row.last_seen,
+                   row.latency_ms, row.strategy, row.load, streams, row.error, row.polled_at,
+                   {st["id"]: stream_load(st) for st in streams}, listed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    path: str
+    stream: str
+    alias: str
+    role: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    stream: str
+    target: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    loaded_at: float
+    """time.monotonic() of the load."""
+    rows: list[_Row]
+    routes: list[_Route]
+    cascades: list[_Placed]
+
+
 class NodeRegistry:
     def __init__(self, settings: Settings, db: Database, client: NodeClient,
                  clock: Callable[[], float] = time.time) -> None:
@@ -87,6 +142,9 @@ class NodeRegistry:
         self.client = client
         self.clock = clock
         self.dead_after = settings.cluster.dead_after_ms / 1000
+        self.cache_s = settings.cluster.state_cache_ms / 1000
+        self._cache: _Snapshot | None = None
+        self._cache_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle -------------------------------------------------------------------
@@ -100,6 +158,7 @@ class NodeRegistry:
                 await repo.upsert_node(s, alias=node.alias, url=node.url, token=node.token,
                                        kind="static", mode=node.mode, now=now)
             await repo.delete_nodes_except(s, "static", [n.alias for n in configured])
+        self.invalidate()
         for node in configured:
             watchers = [self._follow_sse, self._ping] if node.mode == "sse" else [self._poll]
             for watch in watchers:
@@ -116,49 +175,92 @@ class NodeRegistry:
 
     # --- reading ---------------------------------------------------------------------
 
-    def _state(self, row: Node, now: float) -> NodeState:
+    async def _snapshot(self) -> _Snapshot:
+        """The nodes, recent routes and cascades as of at most `state_cache_ms` ago.
+
+        Placement reads this on every WHIP/WHEP; reading it from the database each time
+        costs more than the rest of a placement. What this process writes itself (routes,
+        cascades, node contacts) reaches it at once; other replicas' writes within the
+        cache time."""
+        cached = self._cache
+        if cached is not None and time.monotonic() - cached.loaded_at < self.cache_s:
+            return cached
+        async with self._cache_lock:
+            cached = self._cache
+            if cached is not None and time.monotonic() - cached.loaded_at < self.cache_s:
+                return cached
+            loaded_at = time.monotonic()
+            async with self.db.session() as s:
+                rows = await repo.nodes(s)
+                oldest = min((r.polled_at or 0.0 for r in rows), default=self.clock())
+                routes = [_Route(r.path, r.stream, r.alias, r.role, r.created_at)
+                          for r in await repo.routes_since(s, oldest)]
+                cascades = [_Placed(c.stream, c.target_alias, c.created_at)
+                            for c in await repo.cascades(s)]
+            self._cache = _Snapshot(loaded_at, [_Row.of(r) for r in rows], routes, cascades)
+            return self._cache
+
+    def invalidate(self) -> None:
+        """Forget the cached snapshot (after this process learned something new)."""
+        self._cache = None
+
+    def _heard(self, alias: str) -> None:
+        """A node answered: a node the snapshot lacks or counts dead must be seen at once
+        (placement would skip it); otherwise its news can wait for the next reload."""
+        cached = self._cache
+        if cached is None:
+            return
+        row = next((r for r in cached.rows if r.alias == alias), None)
+        if row is None or row.last_seen is None or self.clock() - row.last_seen >= self.dead_after:
+            self._cache = None
+
+    def note_route(self, path: str, stream: str, alias: str, role: str, at: float) -> None:
+        """A session this process just placed (already written to the database)."""
+        if self._cache is not None:
+            self._cache.routes.append(_Route(path, stream, alias, role, at))
+
+    def note_cascade(self, stream: str, target: str, at: float) -> None:
+        """A cascade this process just started (already written to the database)."""
+        if self._cache is not None:
+            self._cache.cascades.append(_Placed(stream, target, at))
+
+    def _state(self, row: _Row, now: float) -> NodeState:
         alive = row.last_seen is not None and now - row.last_seen < self.dead_after
-        streams: list[StreamJson] = list(row.streams or [])  # type: ignore[arg-type]
         return NodeState(row.alias, row.url, row.token, row.kind, row.mode, alive,
-                         row.last_seen, row.latency_ms, row.strategy, row.load, streams,
+                         row.last_seen, row.latency_ms, row.strategy, row.load, row.streams,
                          row.error)
 
     async def states(self) -> list[NodeState]:
         now = self.clock()
-        async with self.db.session() as s:
-            return [self._state(row, now) for row in await repo.nodes(s)]
+        return [self._state(row, now) for row in (await self._snapshot()).rows]
 
     async def state(self, alias: str) -> NodeState | None:
-        async with self.db.session() as s:
-            row = await repo.node(s, alias)
-            return self._state(row, self.clock()) if row is not None else None
+        now = self.clock()
+        for row in (await self._snapshot()).rows:
+            if row.alias == alias:
+                return self._state(row, now)
+        return None
 
     async def views(self) -> list[NodeView]:
         """Placement's input: each node's snapshot plus what liveman placed on it since
         (sessions and cascades newer than the snapshot)."""
+        snapshot = await self._snapshot()
         now = self.clock()
-        async with self.db.session() as s:
-            rows = await repo.nodes(s)
-            oldest = min((r.polled_at or 0.0 for r in rows), default=now)
-            recent = await repo.routes_since(s, oldest)
-            cascades = await repo.cascades(s)
         views = []
-        for row in rows:
+        for row in snapshot.rows:
             state = self._state(row, now)
-            loads = {st["id"]: stream_load(st) for st in state.streams}
-            listed = {sess["id"] for st in state.streams
-                      for side in ("publish", "subscribe") for sess in st[side]["sessions"]}
+            loads = dict(row.loads)
             polled = row.polled_at or 0.0
-            for r in recent:
+            for r in snapshot.routes:
                 if r.alias != row.alias or r.created_at < polled:
                     continue
-                if r.path.rsplit("/", 1)[-1] in listed:
+                if r.path.rsplit("/", 1)[-1] in row.listed:
                     continue
                 cur = loads.get(r.stream, StreamLoad(False, 0))
                 loads[r.stream] = (StreamLoad(True, cur.viewers) if r.role == "publish"
                                    else StreamLoad(cur.publishing, cur.viewers + 1))
-            for c in cascades:
-                if c.target_alias == row.alias and c.created_at >= polled:
+            for c in snapshot.cascades:
+                if c.target == row.alias and c.created_at >= polled:
                     cur = loads.get(c.stream, StreamLoad(False, 0))
                     loads[c.stream] = StreamLoad(True, cur.viewers)
             load = state.load or {}
@@ -185,12 +287,14 @@ class NodeRegistry:
                                     strategy=dict(beat["strategy"]), streams=streams,
                                     load=dict(beat["load"]), version=beat.get("version"))
             await self._prune_routes(s, beat["alias"], beat["streams"], now)
+        self._heard(beat["alias"])
         if existing is None or existing.last_seen is None:
             logger.info("node %s registered from %s", beat["alias"], beat["url"])
 
     async def deregister(self, alias: str) -> bool:
         async with self.db.session() as s:
             removed = await repo.delete_node(s, alias, kind="registered")
+        self.invalidate()
         if removed:
             logger.info("node %s deregistered", alias)
         return removed
@@ -214,6 +318,7 @@ class NodeRegistry:
                                     strategy=strategy, streams=[dict(x) for x in streams],
                                     load=load_from_streams(streams))
             await self._prune_routes(s, node.alias, streams, now)
+        self._heard(node.alias)
 
     async def _save_failure(self, node: NodeConfig, error: str) -> None:
         with contextlib.suppress(Exception):  # the database may be down too; retry later
@@ -301,6 +406,7 @@ class NodeRegistry:
                 async with self.db.session() as s:
                     await repo.save_contact(s, node.alias, now=self.clock(),
                                             latency_ms=answer.elapsed * 1000, strategy=strategy)
+                self._heard(node.alias)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -315,6 +421,7 @@ class NodeRegistry:
             with contextlib.suppress(Exception):
                 async with self.db.session() as s:
                     await repo.delete_silent_nodes(s, "registered", self.clock() - forget)
+                self.invalidate()
 
 
 def _short(exc: BaseException) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from .cascade import CascadeFailed, Cascades
@@ -29,6 +30,15 @@ from .proxy import Answer, NodeClient, NodeError
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
+MAX_REMEMBERED_ROUTES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The node holding a session, and whether it publishes or views."""
+
+    alias: str
+    role: str
 
 
 class ClusterError(Exception):
@@ -95,6 +105,8 @@ class Signaling:
         self.cascades = cascades
         self.metrics = metrics
         self.clock = clock
+        # Routes this process made: a DELETE or PATCH needs no database read for them.
+        self._routes: OrderedDict[str, Route] = OrderedDict()
 
     async def _nodes(self) -> dict[str, NodeState]:
         return {n.alias: n for n in await self.registry.states()}
@@ -193,21 +205,44 @@ class Signaling:
                 continue
             location = answer.headers.get("location")
             if 200 <= answer.status < 300 and location:
-                async with self.db.session() as s:
-                    await repo.add_route(s, path=session_path(location), stream=stream,
-                                         alias=node.alias, role=role, now=self.clock())
+                await self._remember(session_path(location), stream, node.alias, role)
             return answer
         if full is not None:
             return full
         status = 504 if problems and all("timed out" in p for p in problems) else 502
         raise ClusterError(status, "; ".join(problems) or "no node to ask")
 
+    async def _remember(self, path: str, stream: str, alias: str, role: str) -> None:
+        """Write the route first (another replica may get the next request for this
+        session), then keep it here too."""
+        now = self.clock()
+        async with self.db.session() as s:
+            await repo.add_route(s, path=path, stream=stream, alias=alias, role=role, now=now)
+        self.registry.note_route(path, stream, alias, role, now)
+        self._routes[path] = Route(alias, role)
+        if len(self._routes) > MAX_REMEMBERED_ROUTES:
+            self._routes.popitem(last=False)
+
+    async def route(self, path: str) -> Route | None:
+        """Which node holds the session at ``path`` (`/session/{stream}/{id}[/…]`)."""
+        base = "/".join(path.split("/")[:4])
+        found = self._routes.get(base)
+        if found is not None:
+            return found
+        async with self.db.session() as s:
+            row = await repo.route(s, base)
+        return Route(row.alias, row.role) if row is not None else None
+
+    async def _forget(self, base: str) -> None:
+        self._routes.pop(base, None)
+        async with self.db.session() as s:
+            await repo.delete_route(s, base)
+
     async def session(self, method: str, path: str, headers: Mapping[str, str],
                       body: bytes) -> Answer:
         """PATCH/DELETE/POST on a session (or its `/layer`), on the node that holds it."""
         base = "/".join(path.split("/")[:4])  # /session/{stream}/{id}
-        async with self.db.session() as s:
-            found = await repo.route(s, base)
+        found = await self.route(base)
         if found is None:
             raise ClusterError(404, f"no session at {base}")
         node = await self.registry.state(found.alias)
@@ -223,12 +258,5 @@ class Signaling:
         if node_failed(answer):
             raise ClusterError(502, failure(node, answer))
         if method == "DELETE" and path == base and (answer.status < 300 or answer.status == 404):
-            async with self.db.session() as s:
-                await repo.delete_route(s, base)
+            await self._forget(base)
         return answer
-
-    async def session_role(self, path: str) -> str | None:
-        """`publish` or `subscribe` for a known session, for the auth check."""
-        async with self.db.session() as s:
-            found = await repo.route(s, "/".join(path.split("/")[:4]))
-        return found.role if found is not None else None

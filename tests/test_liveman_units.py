@@ -384,7 +384,9 @@ class RecordingClient:
 
 class SweepWorld:
     def __init__(self, db: Database, clock: Clock) -> None:
-        settings = Settings.model_validate({"cluster": {"dead_after_ms": 10**9}})
+        # The world writes node rows straight to the database: no cached reads.
+        settings = Settings.model_validate({"cluster": {"dead_after_ms": 10**9,
+                                                        "state_cache_ms": 0}})
         self.db = db
         self.clock = clock
         self.client = RecordingClient()

@@ -89,7 +89,8 @@ async def _session_claims(request: Request, stream: str, path: str) -> Claims:
         raise forbidden(f"this token is not for stream '{stream}'")
     if claims.allows(Mode.ADMIN, stream):
         return claims
-    role = await cluster_of(request).signaling.session_role(path)
+    route = await cluster_of(request).signaling.route(path)
+    role = route.role if route is not None else None
     need = Mode.PUBLISH if role == "publish" else Mode.SUBSCRIBE
     if not claims.allows(need, stream):
         raise forbidden(f"a {role or 'viewer'} session needs a token granting "
