@@ -60,9 +60,11 @@ class NodeClient:
 
     def __init__(self, connect_timeout_s: float = 1.0, request_timeout_s: float = 10.0) -> None:
         self.timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        # httpcore scans every pooled connection on each request and response: a small
+        # pool of kept-alive connections is what keeps a proxied request cheap.
         self.http = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False,
-                                      limits=httpx.Limits(max_connections=200,
-                                                          max_keepalive_connections=50))
+                                      limits=httpx.Limits(max_connections=100,
+                                                          max_keepalive_connections=16))
 
     async def close(self) -> None:
         await self.http.aclose()
