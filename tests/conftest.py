@@ -28,42 +28,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LiveionProcess:
-    """One `python -m liveion` child process listening on 127.0.0.1."""
+class ServerProcess:
+    """A server child process on 127.0.0.1 with its output in a log file."""
 
-    def __init__(self, workdir: Path, config: str = "", argv_prefix: list[str] | None = None,
-                 env: dict[str, str] | None = None, port: int | None = None) -> None:
-        self.port = port or free_port()  # a fixed port: a node restarted where it was
+    name = "server"
+    ready_path = "/"
+
+    def __init__(self, workdir: Path, port: int | None) -> None:
+        self.port = port or free_port()  # a fixed port: a server restarted where it was
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = workdir / f"live777-{self.port}.toml"
-        listen = f'listen = "127.0.0.1:{self.port}"\n'
-        if "[http]" in config:  # the test's own [http] table gets our port
-            config = config.replace("[http]\n", "[http]\n" + listen, 1)
-            base = ""
-        else:
-            base = "[http]\n" + listen
-        webrtc = '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n' if "[webrtc]" not in config else ""
-        self.config_path.write_text(base + webrtc + config)
-        self.log_path = workdir / f"liveion-{self.port}.log"
-        cmd = [*(argv_prefix or [sys.executable, "-m", "liveion"]), "-c", str(self.config_path)]
-        self._log = self.log_path.open("wb")
+        self.log_path = workdir / f"{self.name}-{self.port}.log"
+
+    def _spawn(self, cmd: list[str], workdir: Path, env: dict[str, str] | None) -> None:
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
-        self._wait_ready()
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"liveion exited early:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
             try:
-                # Any HTTP answer will do: with auth on, the streams API answers 401.
-                httpx.get(f"{self.url}/api/streams/", timeout=1)
+                # Any HTTP answer will do: with auth on, the API answers 401.
+                httpx.get(f"{self.url}{self.ready_path}", timeout=1)
                 return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"liveion did not become ready:\n{self.log()}")
+        raise RuntimeError(f"{self.name} did not become ready:\n{self.log()}")
 
     def log(self) -> str:
         if not self._log.closed:
@@ -79,6 +72,29 @@ class LiveionProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+class LiveionProcess(ServerProcess):
+    """One `python -m liveion` child process listening on 127.0.0.1."""
+
+    name = "liveion"
+    ready_path = "/api/streams/"
+
+    def __init__(self, workdir: Path, config: str = "", argv_prefix: list[str] | None = None,
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.config_path = workdir / f"live777-{self.port}.toml"
+        listen = f'listen = "127.0.0.1:{self.port}"\n'
+        if "[http]" in config:  # the test's own [http] table gets our port
+            config = config.replace("[http]\n", "[http]\n" + listen, 1)
+            base = ""
+        else:
+            base = "[http]\n" + listen
+        webrtc = '[webrtc]\nice_udp_addrs = ["127.0.0.1"]\n' if "[webrtc]" not in config else ""
+        self.config_path.write_text(base + webrtc + config)
+        cmd = [*(argv_prefix or [sys.executable, "-m", "liveion"]), "-c", str(self.config_path)]
+        self._spawn(cmd, workdir, env)
+        self.wait_ready()
 
 
 @pytest.fixture

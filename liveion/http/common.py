@@ -37,6 +37,22 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+async def read_bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413) without holding them:
+    checked before reading when Content-Length is given, and while reading otherwise."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_text_body(request: Request, media_type: str, limit: int = MAX_SDP_BYTES) -> str:
     """The request body as text, refusing a wrong type (415) or an oversized body (413).
 
@@ -46,18 +62,9 @@ async def read_text_body(request: Request, media_type: str, limit: int = MAX_SDP
     if _media_type(request) != media_type:
         raise Problem(415, f"Content-Type must be {media_type}",
                       headers={"Accept-Post": media_type} if media_type == SDP else None)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    body = await read_bounded_body(request, limit)
     try:
-        return b"".join(chunks).decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise Problem(400, "body is not UTF-8 text") from None
 

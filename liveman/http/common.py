@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import Response
 
-from liveion.http.common import Problem
+from liveion.http.common import read_bounded_body
 
 from ..ice import merge_links
 from ..proxy import PASS_RESPONSE, Answer
@@ -27,18 +27,8 @@ def cluster_of(request: Request) -> Cluster:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without holding them (413)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The request body, at most ``limit`` bytes (413 beyond)."""
+    return await read_bounded_body(request, limit)
 
 
 def forwarded_headers(request: Request) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -11,20 +10,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import LiveionProcess, free_port
+from conftest import LiveionProcess, ServerProcess
 
 PG_ADMIN_URL = os.environ.get("LIVEMAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-class LivemanProcess:
+class LivemanProcess(ServerProcess):
     """One `python -m liveman` child process listening on 127.0.0.1."""
+
+    name = "liveman"
+    ready_path = "/healthz"
 
     def __init__(self, workdir: Path, config: str = "", *, database_url: str | None = None,
                  port: int | None = None, env: dict[str, str] | None = None,
                  wait: bool = True) -> None:
+        super().__init__(workdir, port)
         self.workdir = workdir
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url or f"sqlite://{workdir}/liveman-{self.port}.db"
         self.config_path = workdir / f"liveman-{self.port}.toml"
         listen = f'listen = "127.0.0.1:{self.port}"\n'
@@ -39,41 +40,10 @@ class LivemanProcess:
         else:
             head += f'[database]\nurl = "{self.database_url}"\nconnect_timeout = 5\n'
         self.config_path.write_text(head + config)
-        self.log_path = workdir / f"liveman-{self.port}.log"
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "liveman", "-c", str(self.config_path)], cwd=workdir,
-            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self._spawn([sys.executable, "-m", "liveman", "-c", str(self.config_path)], workdir,
+                    env)
         if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"liveman exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"liveman did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+            self.wait_ready(30)
 
 
 def node_toml(alias: str, node: LiveionProcess, token: str = "", mode: str = "poll") -> str:
