@@ -41,6 +41,18 @@ def web_dir() -> Path | None:
             return candidate
     return None
 
+
+def mount_web(app: FastAPI) -> None:
+    """The web UI at `/`, and dash.js from npm (`npm ci` puts it in node_modules beside web/)
+    at `/vendor/dashjs/` for the recordings page; without it that page says so."""
+    web = web_dir()
+    if web is None:
+        return
+    dashjs = web.parent / "node_modules" / "dashjs" / "dist"
+    if dashjs.is_dir():
+        app.mount("/vendor/dashjs", StaticFiles(directory=dashjs), name="vendor-dashjs")
+    app.mount("/", StaticFiles(directory=web, html=True), name="web")
+
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS, HEAD"),
@@ -153,9 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(cascade_router)
     app.include_router(sse.router)
     app.include_router(admin.router)
-    web = web_dir()
-    if web is not None:
-        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+    mount_web(app)
     if settings.limits.rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, rate=settings.limits.rate_limit,
                            burst=settings.limits.rate_burst, exempt_tokens=settings.auth.tokens)

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from liveion.app import CorsMiddleware, web_dir
+from liveion.app import CorsMiddleware, mount_web
 from liveion.http.common import problem_response
 
 from . import __version__
@@ -132,9 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (signaling, nodes, streams, auth, admin, record_routes):
         app.include_router(module.router)
-    web = web_dir()
-    if web is not None:
-        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+    mount_web(app)
     if settings.http.cors:
         app.add_middleware(CorsMiddleware)
     return app

@@ -1,12 +1,14 @@
-// UI glue: the Publish, Play and Streams panels, URL parameters, and the
-// `window.liveion` hook used by the browser tests.
+// The dashboard page: the Publish and Play panels, the streams dashboard (dashboard.js),
+// URL parameters, and the `window.liveion` hook used by the browser tests.
 
 import { WhipSession } from "./whip.js";
 import { forceVideoCodec, normalizeCodec, setupCodecSelect } from "./codecs.js";
 import {
   VideoStats, describeInbound, describeOutbound, emptyInbound, emptyOutbound, renderStats,
 } from "./stats.js";
-import { StreamsTable } from "./streams.js";
+import { hasFeature, serverInfo, token, withToken } from "./api.js";
+import { Dashboard } from "./dashboard.js";
+import { renderServerBadge, setupAuthButton } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -322,9 +324,30 @@ function bindForms(publisher, player) {
   player.ui.stop.addEventListener("click", () => fromUi(() => player.stop()));
 }
 
+/** The Publish and Play panels' token fields follow the page's token unless edited. */
+function followToken(publisher, player) {
+  let last = "";
+  const update = () => {
+    for (const input of [publisher.ui.token, player.ui.token]) {
+      if (input.value === last) input.value = token.get();
+    }
+    last = token.get();
+  };
+  token.addEventListener("change", update);
+  update();
+}
+
+/** Links to the other pages carry a `?token=` that came in the URL (it is not stored). */
+function keepUrlToken() {
+  if (!token.fromUrl) return;
+  for (const link of document.querySelectorAll("a[data-keep-token]")) {
+    link.href = withToken(link.getAttribute("href"), token.fromUrl);
+  }
+}
+
 function applyUrlParams(publisher, player) {
   const params = new URLSearchParams(window.location.search);
-  const token = params.get("token") ?? "";
+  const token = params.get("token") ?? publisher.ui.token.value;
   publisher.ui.token.value = token;
   player.ui.token.value = token;
   const codec = normalizeCodec(params.get("codec"));
@@ -343,11 +366,16 @@ function main() {
   const player = new Player(panelUi("play"));
   bindForms(publisher, player);
 
-  const streams = new StreamsTable($("streams-table"), $("streams-status"), (id) => {
-    fromUi(() => player.start(id, { token: player.ui.token.value }));
-    $("play-panel").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  followToken(publisher, player);
+  keepUrlToken();
+
+  const dashboard = new Dashboard({
+    onPlay: (id) => {
+      fromUi(() => player.start(id, { token: player.ui.token.value }));
+      $("play-panel").scrollIntoView({ behavior: "smooth", block: "nearest" });
+    },
   });
-  streams.start(2000);
+  setupAuthButton($("auth-button"), () => dashboard.auth?.show("Enter a token for this server."));
 
   window.liveion = {
     publish: (stream, options) => publisher.start(stream, options),
@@ -356,7 +384,8 @@ function main() {
     stopPlay: () => player.stop(),
     publishStats: () => publisher.sample(),
     playStats: () => player.sample(),
-    refreshStreams: () => streams.refresh(),
+    refreshStreams: () => dashboard.refresh(),
+    dashboard,
   };
 
   // Best effort: let the server drop our sessions when the tab goes away.
@@ -366,6 +395,15 @@ function main() {
   });
 
   applyUrlParams(publisher, player);
+
+  serverInfo().then((info) => {
+    renderServerBadge(info);
+    // A node without auth needs no sign-in (liveman does not say, so it keeps the button).
+    if (!token.get() && !hasFeature(info, "auth") && !hasFeature(info, "cluster")) {
+      $("auth-button").hidden = true;
+    }
+    return dashboard.start(info);
+  }).catch((err) => console.warn("liveion:", err.message));
 }
 
 main();

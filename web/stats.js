@@ -87,7 +87,10 @@ export class VideoStats {
       bytesReceived: rtp.bytesReceived ?? 0,
       packetsLost: rtp.packetsLost ?? 0,
       framesDecoded: rtp.framesDecoded ?? 0,
+      framesDropped: rtp.framesDropped ?? 0,
       jitter: rtp.jitter ?? 0, // seconds
+      decodeMs: rtp.framesDecoded ? (1000 * (rtp.totalDecodeTime ?? 0)) / rtp.framesDecoded : 0,
+      freezes: rtp.freezeCount ?? 0,
     };
   }
 }
@@ -102,7 +105,8 @@ export function emptyOutbound() {
 export function emptyInbound() {
   return {
     codec: "", width: 0, height: 0, fps: 0, kbps: 0,
-    bytesReceived: 0, packetsLost: 0, framesDecoded: 0, jitter: 0,
+    bytesReceived: 0, packetsLost: 0, framesDecoded: 0, framesDropped: 0, jitter: 0,
+    decodeMs: 0, freezes: 0,
   };
 }
 
@@ -131,6 +135,16 @@ export function describeInbound(s) {
     ["Packets lost", number(s.packetsLost)],
     ["Frames decoded", number(s.framesDecoded)],
     ["Jitter", `${number(s.jitter * 1000, 1)} ms`],
+  ];
+}
+
+/** Label/value pairs for a viewer that shows decoding too (preview dialog, player page). */
+export function describeDecoding(s) {
+  return [
+    ...describeInbound(s),
+    ["Frames dropped", number(s.framesDropped)],
+    ["Decode time", `${number(s.decodeMs, 1)} ms/frame`],
+    ["Freezes", number(s.freezes)],
   ];
 }
 

@@ -40,7 +40,7 @@ function oneLine(text, max = 240) {
 }
 
 /** Extracts a human readable reason from an error response body. */
-async function readReason(response) {
+export async function readReason(response) {
   const text = (await response.text().catch(() => "")).trim();
   if (!text) return "";
   if (text.startsWith("<")) {
