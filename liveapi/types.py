@@ -160,6 +160,35 @@ class TokenRequest(TypedDict, total=False):
     admin: bool
 
 
+class LoginRequest(TypedDict):
+    """liveman `POST /api/login`."""
+
+    username: str
+    password: str
+
+
+class RecordRequest(TypedDict, total=False):
+    """Optional body of `POST /api/record/{stream}`."""
+
+    base_dir: str
+    """Where the recording goes, relative to the storage root (default `<stream>/<ts>`)."""
+
+
+class PresignRequest(TypedDict, total=False):
+    """liveman `POST /api/storage/presign`."""
+
+    method: Literal["GET", "PUT"]
+    path: str
+    ttl_seconds: int
+
+
+class MediaControl(TypedDict):
+    """`POST /session/{stream}/{session}`: stop or resume one kind of media to a viewer."""
+
+    kind: Literal["audio", "video"]
+    enabled: bool
+
+
 class TokenResponse(TypedDict):
     access_token: str
     token_type: str

@@ -23,6 +23,7 @@ from .hooks import HookRunner
 from .http import admin, record, session, signaling, snapshot, sse, streams
 from .http.cascade import router as cascade_router
 from .http.common import problem_response
+from .http.openapi import DOCS_URL, LIVEION, OPENAPI_URL, serve_api_doc
 from .liveman_client import LivemanClient
 from .ratelimit import RateLimitMiddleware
 from .recorder.service import open_recorder
@@ -88,7 +89,9 @@ class CorsMiddleware:
 def create_app(settings: Settings) -> FastAPI:
     peer.install(
         ice_udp_addrs=settings.webrtc.ice_udp_addrs,
+        ice_lite=settings.webrtc.ice_lite,
         consent_interval_ms=settings.webrtc.consent_interval_ms,
+        peer_timeout_ms=settings.webrtc.peer_timeout_ms,
         policy=peer.CodecPolicy(video=tuple(settings.sdp.video_codecs),
                                 audio=tuple(settings.sdp.audio_codecs)),
     )
@@ -128,7 +131,9 @@ def create_app(settings: Settings) -> FastAPI:
             health.unwatch_signals()
 
     app = FastAPI(title="liveion", version=__version__, lifespan=lifespan,
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  description="WHIP/WHEP SFU node with the Live777 API",
+                  docs_url=DOCS_URL, openapi_url=OPENAPI_URL, redoc_url=None)
+    serve_api_doc(app, LIVEION, rate_limited=settings.limits.rate_limit > 0)
     app.state.settings = settings
     app.state.manager = manager
     app.state.cascades = cascades

@@ -37,7 +37,7 @@ LEEWAY_SECONDS = 60
 MAX_TOKEN_LENGTH = 8192
 """Longer credentials are refused before any decoding work."""
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class Mode(IntFlag):
@@ -95,7 +95,7 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    if not _B64URL.match(text) or len(text) % 4 == 1:
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise AuthError("token is not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from .config import Settings
 from .events import Event, EventType, Reason
 from .sfu.manager import Conflict, ManagerError, NotFound, StreamManager
 from .sfu.peer import Peer, PeerError
@@ -104,6 +107,68 @@ def parse_endpoint(url: str, direction: Direction, token: str | None = None) -> 
     netloc = host if port is None else f"{host}:{port}"
     http_url = urlunsplit((schemes[scheme], netloc, parts.path, parts.query, ""))
     return Endpoint(http_url, token or parts.username or None)
+
+
+Address = tuple[str, int]
+"""(host, port) where this node can be reached."""
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme in ("https", "wss") else 80
+
+
+def own_addresses(settings: Settings, request_host: str | None = None,
+                  request_port: int | None = None) -> list[Address]:
+    """Where this node answers: its `[http] listen` address, `[liveman] public_url`, and
+    the host and port a request reached it at."""
+    found: list[Address] = [(settings.http.host, settings.http.port)]
+    if settings.liveman.public_url:
+        public = urlsplit(settings.liveman.public_url)
+        if public.hostname:
+            found.append((public.hostname, public.port or _default_port(public.scheme)))
+    if request_host and request_port is not None:
+        found.append((request_host, request_port))
+    return found
+
+
+def _candidates(host: str) -> set[str]:
+    """What a host connects to, as far as can be told without DNS: `localhost` and the
+    unspecified addresses reach the loopback; an IP in its normal form; a name as is."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return {"127.0.0.1", "::1"}
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return {host}
+    if ip.is_unspecified:
+        return {"127.0.0.1", "::1"}
+    return {str(ip)}
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def points_at(endpoint: Endpoint, own: Iterable[Address]) -> bool:
+    """Whether `endpoint` is this node itself (its port, and a host that reaches one of
+    `own`): a cascade there would feed a stream from itself."""
+    parts = urlsplit(endpoint.url)
+    if not parts.hostname:
+        return False
+    port = parts.port or _default_port(parts.scheme)
+    targets = _candidates(parts.hostname)
+    for host, own_port in own:
+        if port != own_port:
+            continue
+        # A wildcard listen (0.0.0.0, ::) answers on every local address.
+        wildcard = host.strip("[]") in ("0.0.0.0", "::", "")
+        if (wildcard and any(_is_loopback(t) for t in targets)) or targets & _candidates(host):
+            return True
+    return False
 
 
 class Backoff:
@@ -307,6 +372,10 @@ class Cascades:
                         endpoint = parse_endpoint(entry.url, direction)
                     except CascadeUrlError as exc:
                         logger.error("stream %s: %s; this cascade is not started", name, exc)
+                        continue
+                    if points_at(endpoint, own_addresses(self.manager.settings)):
+                        logger.error("stream %s: %s points at this node; this cascade is "
+                                     "not started", name, entry.url)
                         continue
                     link = Link(self, name, direction, endpoint, configured=True)
                     self.links.append(link)

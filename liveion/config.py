@@ -58,6 +58,8 @@ __all__ = [
     "WebRtcConfig",
     "WebhookConfig",
     "default_config_path",
+    "is_node_alias",
+    "is_stream_name",
     "load_settings",
 ]
 
@@ -65,17 +67,29 @@ DEFAULT_CONFIG_FILE = "live777.toml"
 ENV_PREFIX = "LIVE777_"
 
 # "." and ".." are excluded: as path segments they would be normalised away (RFC 3986).
-STREAM_NAME_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~-]{1,128}$")
+# Names are checked with `fullmatch` (is_stream_name, is_node_alias): with `match`, a `$`
+# also matches before a final newline, so "x\n" passed.
+STREAM_NAME_RE = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9_.~-]{1,128}")
 VIDEO_CODECS = ("VP8", "VP9", "H264", "H265", "AV1")
 AUDIO_CODECS = ("OPUS", "G722", "PCMU", "PCMA")
 ICE_URL_SCHEMES = ("stun", "stuns", "turn", "turns")
 # liveman's rule for node aliases (they appear in its URLs: DELETE /api/nodes/{alias}).
-NODE_ALIAS_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+NODE_ALIAS_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
+
+
+def is_stream_name(name: str) -> bool:
+    """The one stream-name rule: 1-128 characters from A-Z a-z 0-9 _ . ~ -, not "." or ".."."""
+    return STREAM_NAME_RE.fullmatch(name) is not None
+
+
+def is_node_alias(alias: str) -> bool:
+    """The one node-alias rule (liveman's URLs carry it): 1-64 characters from A-Za-z0-9_.:-"""
+    return NODE_ALIAS_RE.fullmatch(alias) is not None
 
 
 _STRICT = ConfigDict(extra="forbid")
@@ -102,7 +116,7 @@ def split_listen(value: str) -> tuple[str, int]:
                 f"invalid listen address {value!r}: put IPv6 addresses in brackets, "
                 f"e.g. '[{host}]:{port_text}'"
             )
-        if not _HOSTNAME_RE.match(host):
+        if not _HOSTNAME_RE.fullmatch(host):
             raise ValueError(f"invalid host {host!r} in listen {value!r}")
     if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
         raise ValueError(f"invalid port {port_text!r} in listen {value!r}: expected 0-65535")
@@ -265,12 +279,18 @@ class WebRtcConfig(BaseModel):
     ice_udp_addrs: list[str] = Field(default_factory=lambda: ["auto"])
     """Addresses host candidates are gathered on: ``"auto"`` = every non-loopback local
     address, otherwise explicit IPv4/IPv6 addresses."""
-    ice_lite: bool = False
-    """Accepted for Live777 compatibility only: aiortc always runs full ICE, so this has
-    no effect."""
+    ice_lite: bool = True
+    """Answer as an RFC 8445 ICE-lite agent (``a=ice-lite``): answer the peer's checks and
+    send none; liveness is judged by what the peer sends. Default on, as in Live777: minimal
+    ICE agents (FFmpeg's WHIP muxer) never answer a server's consent checks. An offer that is
+    itself ice-lite is answered with full ICE (two lite agents cannot connect)."""
     consent_interval_ms: int = Field(default=5000, ge=100)
-    """Extension: RFC 7675 consent-freshness check interval in ms; a peer is dropped after
-    6 consecutive missed checks."""
+    """Extension: full ICE (``ice_lite = false``) and the node's own cascade offers: RFC 7675
+    consent-check interval in ms."""
+    peer_timeout_ms: int | None = Field(default=None, ge=100)
+    """Extension: a connected peer from which nothing arrives for this long (no STUN binding
+    request, RTP/RTCP or DTLS data, and in full ICE no consent answer either) is gone and its
+    session closed. Default: 6 x consent_interval_ms (30 s, RFC 7675's consent timeout)."""
     setup_timeout_ms: int = Field(default=30000, ge=100)
     """Extension: a session whose ICE and DTLS are not up within this many ms is closed, so
     offers that never connect cannot pile up (W27)."""
@@ -437,7 +457,7 @@ class LivemanConfig(BaseModel):
     @field_validator("alias")
     @classmethod
     def _check_alias(cls, value: str) -> str:
-        if value and not NODE_ALIAS_RE.match(value):
+        if value and not is_node_alias(value):
             raise ValueError(f"alias {value!r}: use 1-64 characters from A-Za-z0-9_.:-")
         return value
 
@@ -545,7 +565,7 @@ class RecorderConfig(BaseModel):
 
 
 def _check_stream_name(name: str) -> str:
-    if not STREAM_NAME_RE.match(name):
+    if not is_stream_name(name):
         raise ValueError(
             f"invalid stream name {name!r}: use 1-128 characters from A-Z a-z 0-9 _ . ~ -"
         )
@@ -589,7 +609,7 @@ class Settings(TomlSettings):
         # The alias falls back to [recorder] node_alias, which has no such rule of its own.
         fallback = self.recorder.node_alias
         if self.liveman.url and not self.liveman.alias and fallback \
-                and not NODE_ALIAS_RE.match(fallback):
+                and not is_node_alias(fallback):
             raise ValueError(
                 f"liveman.alias is not set and recorder.node_alias {fallback!r} cannot name "
                 "this node in the cluster (1-64 characters from A-Za-z0-9_.:-): set "

@@ -24,6 +24,7 @@ from .config import Settings
 from .db import Database
 from .http import admin, auth, nodes, signaling, streams
 from .http import record as record_routes
+from .http.openapi import DOCS_URL, OPENAPI_URL, document_api
 from .metrics import Metrics
 from .nodes import NodeRegistry
 from .proxy import NodeClient
@@ -102,7 +103,9 @@ def create_app(settings: Settings) -> FastAPI:
             await cluster.db.close()
 
     app = FastAPI(title="liveman", version=__version__, lifespan=lifespan,
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  description="Cluster manager for liveion nodes (the Live777 liveman API)",
+                  docs_url=DOCS_URL, openapi_url=OPENAPI_URL, redoc_url=None)
+    document_api(app)
     app.state.cluster = cluster
     app.state.settings = settings  # liveion's auth dependencies read [auth] from here
 

@@ -17,11 +17,11 @@ from pydantic_settings import SettingsConfigDict
 
 from liveapi.settings import ConfigError, TomlSettings, load
 from liveion.config import (
-    NODE_ALIAS_RE,
     IceServer,
     LogConfig,
     StorageConfig,
     check_http_url,
+    is_node_alias,
     split_listen,
 )
 
@@ -39,7 +39,6 @@ __all__ = [
 DEFAULT_CONFIG_FILE = "liveman.toml"
 ENV_PREFIX = "LIVEMAN_"
 DEFAULT_DATABASE_URL = "sqlite://./liveman.db"
-ALIAS_RE = NODE_ALIAS_RE
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -224,7 +223,7 @@ class NodeConfig(BaseModel):
     @field_validator("alias")
     @classmethod
     def _check_alias(cls, value: str) -> str:
-        if not ALIAS_RE.match(value):
+        if not is_node_alias(value):
             raise ValueError(f"node alias {value!r}: use 1-64 characters from A-Za-z0-9_.:-")
         return value
 

@@ -110,6 +110,16 @@ async def restart_fragment() -> str:
     return "a=ice-ufrag:newU\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
 
 
+async def whep_two_videos() -> str:
+    return await aiortc_offer(video="recvonly", audio="recvonly", extra_video=1)
+
+
+async def superscript_port() -> str:
+    return re.sub(r"m=audio [0-9]+ ", "m=audio \u00b2 ", await player_offer(), count=1)
+
+
+DEEP_JSON = "[" * 2000 + "]" * 2000
+JSON = "application/json"
 UNKNOWN_ID = "00112233445566778899aabbccddeeff"
 TRICKLE = "a=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 9 typ host\r\n"
 
@@ -163,6 +173,21 @@ CASES = {
     "whip-inactive": Case("POST", "/whip/{stream}", publisher_inactive, SDP, 422),
     "whip-recvonly": Case("POST", "/whip/{stream}", publisher_recvonly, SDP, 422),
     "whip-unsupported-codec": Case("POST", "/whip/{stream}", unsupported_codec, SDP, 422),
+    "whep-two-video-sections": Case("POST", "/whep/{stream}", whep_two_videos, SDP, 422,
+                                    reason="more than one video section"),
+    "whep-superscript-port": Case("POST", "/whep/{stream}", superscript_port, SDP, 400,
+                                  reason="m= line"),
+    # JSON bodies nested 2000 deep (RecursionError) or over the cap
+    "recordings-ack-deep-json": Case("PATCH", "/api/recordings", DEEP_JSON, JSON, 400,
+                                     reason="nested"),
+    "recordings-delete-deep-json": Case("DELETE", "/api/recordings", DEEP_JSON, JSON, 400,
+                                        reason="nested"),
+    "record-deep-json": Case("POST", "/api/record/{stream}", DEEP_JSON, JSON, 400,
+                             reason="nested"),
+    "cascade-deep-json": Case("POST", "/api/cascade/{stream}", DEEP_JSON, JSON, 400,
+                              reason="nested"),
+    "cascade-100k-json": Case("POST", "/api/cascade/{stream}",
+                              '{"sourceUrl": "' + "x" * 100_000 + '"}', JSON, 413),
     "patch-ice-restart": Case("PATCH", "{session}", restart_fragment, SDPFRAG, 422,
                               if_match="*"),
     # unknown resources (404)
@@ -181,6 +206,10 @@ CASES = {
     "whip-name-encoded-slash": Case("POST", "/whip/a%2F..", publisher_offer, SDP,
                                     (400, 404, 405)),
     "whip-name-space": Case("POST", "/whip/a%20b", publisher_offer, SDP, 400),
+    # `$` matched before a final newline: "x\n" was a stream name
+    "whip-name-trailing-newline": Case("POST", "/whip/x%0A", publisher_offer, SDP, 400),
+    "whep-name-trailing-newline": Case("POST", "/whep/x%0A", player_offer, SDP, 400),
+    "create-stream-trailing-newline": Case("POST", "/api/streams/x%0A", None, None, 400),
     # conditional PATCH (W22)
     "patch-no-if-match": Case("PATCH", "{session}", TRICKLE, SDPFRAG, 428),
     "patch-stale-if-match": Case("PATCH", "{session}", TRICKLE, SDPFRAG, 412,

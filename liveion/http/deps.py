@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import Authenticator, AuthError, Claims, MissingToken, Mode
 from ..config import Settings
@@ -21,7 +23,27 @@ from .common import Problem
 
 REALM = 'Bearer realm="liveion"'
 
-Dependency = Callable[[Request], Awaitable[Claims]]
+Dependency = Callable[..., Awaitable[Claims]]
+
+_BEARER = HTTPBearer(
+    scheme_name="bearer", bearerFormat="JWT", auto_error=False,
+    description="A token from `[auth] tokens`, or a JWT signed with `[auth] secret` "
+                "(liveman's `POST /api/token` mints them). Only checked when auth is on.")
+_QUERY_TOKEN = APIKeyQuery(
+    name="token", scheme_name="token", auto_error=False,
+    description="The same token as `?token=`, for players that cannot set headers.")
+
+
+async def credentials(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    token: Annotated[str | None, Security(_QUERY_TOKEN)],
+) -> None:
+    """Declares, for the OpenAPI document, the credentials a route takes; `authenticated`
+    reads and checks them itself (this never refuses anything)."""
+    del bearer, token
+
+
+Credentials = Annotated[None, Depends(credentials)]
 
 
 def manager_of(request: Request) -> StreamManager:
@@ -56,7 +78,7 @@ def bearer_token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-async def authenticated(request: Request) -> Claims:
+async def authenticated(request: Request, _: Credentials = None) -> Claims:
     """Any valid credential (or none when auth is off); 401 otherwise."""
     auth = authenticator_of(request)
     if not auth.enabled:
@@ -85,7 +107,7 @@ def require(mode: Mode) -> Dependency:
     named by the route's ``{stream}`` parameter (on every stream when the route has none).
     ``Mode(0)`` asks only that the token covers the stream."""
 
-    async def check(request: Request) -> Claims:
+    async def check(request: Request, _: Credentials = None) -> Claims:
         claims = await authenticated(request)
         stream = request.path_params.get("stream")
         if not claims.allows(mode, stream):
@@ -102,7 +124,7 @@ def require_session() -> Dependency:
     grants publish, and on a subscriber session when it grants subscribe (Live777 gives
     stream-scoped tokens no access to their own sessions at all)."""
 
-    async def check(request: Request) -> Claims:
+    async def check(request: Request, _: Credentials = None) -> Claims:
         claims = await authenticated(request)
         stream = request.path_params.get("stream")
         if not claims.scoped_to(stream):

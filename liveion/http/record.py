@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
@@ -16,14 +15,19 @@ from ..recorder.index import RecordingEntry
 from ..recorder.paths import BadPath, check_relative_path
 from ..recorder.task import Recorder
 from ..storage import Storage, StorageError, content_type_for, safe_path
-from .common import Problem
+from .common import Problem, read_json, read_json_object
 from .deps import require
 
 router = APIRouter(tags=["recorder"])
 
 MAX_BODY = 4096
+MAX_RECORDS_BODY = 4 * 1024 * 1024
+"""`PATCH`/`DELETE /api/recordings`: liveman acks up to a page of `[record_sync] limit`
+(at most 10,000) entries at once."""
 DEFAULT_LIST_LIMIT = 100
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_MAX_POSITION_DIGITS = 18
+"""A byte position with more digits is past the end of any object."""
 
 
 def recorder_of(request: Request) -> Recorder:
@@ -42,19 +46,7 @@ def storage_of(request: Request) -> Storage:
 
 async def _base_dir(request: Request) -> str | None:
     """`{"base_dir": …}` from an optional JSON body (empty body, `{}` and `null` are fine)."""
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, f"the body is larger than {MAX_BODY} bytes")
-    if not body.strip():
-        return None
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "the body is not JSON; send {} or {\"base_dir\": \"…\"}") from None
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise Problem(400, "the body must be a JSON object")
+    data = await read_json_object(request, MAX_BODY, optional=True)
     base_dir = data.get("base_dir")
     if base_dir is None:
         return None
@@ -117,10 +109,10 @@ async def list_recordings(
 
 
 async def _records_body(request: Request) -> list[tuple[str, str]]:
+    data = await read_json(request, MAX_RECORDS_BODY)
     try:
-        data = json.loads(await request.body())
         records = [(str(r["stream"]), str(r["record"])) for r in data["records"]]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise Problem(400, 'send {"records": [{"stream": …, "record": …}, …]}') from None
     return records
 
@@ -157,9 +149,15 @@ async def playback_records(stream: str, request: Request) -> list[dict[str, Any]
     return sorted(out, key=lambda e: str(e["record"]))
 
 
+def _position(digits: str) -> int:
+    """A byte position of a Range header (ASCII digits); a longer number than any object
+    could need is read as "past the end" instead of converting thousands of digits."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 10 ** _MAX_POSITION_DIGITS
+
+
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) of a single-range `Range` header; None if unsatisfiable."""
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip())
     if match is None:
         raise Problem(416, "only a single bytes=start-end range is supported",
                       headers={"Content-Range": f"bytes */{size}"})
@@ -167,10 +165,10 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        start, end = max(0, size - int(last)), size
+        start, end = max(0, size - _position(last)), size
     else:
-        start = int(first)
-        end = min(size, int(last) + 1) if last else size
+        start = _position(first)
+        end = min(size, _position(last) + 1) if last else size
     if start >= size or start >= end:
         return None
     return start, end

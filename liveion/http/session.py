@@ -3,7 +3,6 @@ and, as in Live777, muting one kind of media for a subscriber (POST with JSON)."
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 from ..auth import Claims, Mode
 from ..events import Reason
 from ..sfu.sdp import parse_sdpfrag
-from .common import SDPFRAG, Problem, read_text_body
+from .common import SDPFRAG, Problem, parse_json, read_text_body
 from .deps import authenticator_of, manager_of, require_session
 
 router = APIRouter(tags=["session"])
@@ -45,10 +44,11 @@ async def patch_session(stream: str, session_id: str, request: Request) -> Respo
     return Response(status_code=204)
 
 
-@router.delete("/session/{stream}/{session_id}", status_code=204)
+@router.delete("/session/{stream}/{session_id}", status_code=200)
 async def delete_session(stream: str, session_id: str, request: Request,
                          claims: Annotated[Claims, Depends(require_session())]) -> Response:
-    """End the session: ICE, DTLS and every resource it held (W26). If-Match is ignored.
+    """End the session: ICE, DTLS and every resource it held (W26): 200 with no body, as in
+    RFC 9725's figure (OBS logs a warning for any other status). If-Match is ignored.
 
     An admin ending a session opened with another credential kicks it (reason `kicked`).
     """
@@ -58,15 +58,12 @@ async def delete_session(stream: str, session_id: str, request: Request,
               and claims.credential != session.owner)
     await manager.delete_session(stream, session_id,
                                  Reason.KICKED if kicked else Reason.API_DELETED)
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 def _media_control(text: str) -> tuple[str, bool]:
     """`{"kind": "audio"|"video", "enabled": bool}` (Live777's ChangeResource)."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise Problem(400, "body is not valid JSON") from None
+    body = parse_json(text.encode())
     if not isinstance(body, dict):
         raise Problem(400, 'body must be a JSON object {"kind": ..., "enabled": ...}')
     kind, enabled = body.get("kind"), body.get("enabled")

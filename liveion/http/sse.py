@@ -123,7 +123,8 @@ class EventFeed:
             boot, _, seq = last_event_id.strip().partition("-")
             if boot != self.boot:
                 return 0
-            if seq.isdigit():
+            # ASCII digits only: '²'.isdigit() is true and int('²') raises.
+            if seq.isascii() and seq.isdigit() and len(seq) <= 18:
                 return min(int(seq), self.ring.last_seq)
         return self.ring.last_seq
 

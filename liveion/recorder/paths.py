@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 MANIFEST = "manifest.mpd"
-_TIMESTAMP = re.compile(r"^\d{10,}$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.~@+=-]+$")
+_TIMESTAMP = re.compile(r"[0-9]{10,}")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.~@+=-]+")
 
 
 class BadPath(ValueError):
@@ -42,7 +42,7 @@ def check_relative_path(path: str) -> str:
     for segment in segments:
         if segment in ("", ".", ".."):
             raise BadPath(f"path segment {segment!r} is not allowed")
-        if not _SEGMENT.match(segment):
+        if not _SEGMENT.fullmatch(segment):
             raise BadPath(f"path segment {segment!r} has characters other than "
                           "A-Z a-z 0-9 _ . ~ @ + = -")
     return "/".join(segments)
@@ -54,7 +54,7 @@ def record_path(stream: str, now: int, base_dir: str | None = None) -> RecordPat
         return RecordPath(f"{stream}/{now}", str(now))
     record_dir = check_relative_path(base_dir)
     last = record_dir.rsplit("/", 1)[-1]
-    return RecordPath(record_dir, last if _TIMESTAMP.match(last) else "")
+    return RecordPath(record_dir, last if _TIMESTAMP.fullmatch(last) else "")
 
 
 def next_record_path(previous: RecordPath, now: int) -> RecordPath:

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
-SEGMENT_NAME = re.compile(r"^([av])_seg_(\d{4,})\.m4s$")
+SEGMENT_NAME = re.compile(r"([av])_seg_([0-9]{4,})\.m4s")
 _TRUN_SAMPLE_FIELDS = ((0x100, "duration"), (0x200, "size"), (0x400, "flags"), (0x800, "cto"))
 
 

@@ -33,7 +33,7 @@ from ..storage import Storage, StorageError, safe_path
 log = logging.getLogger(__name__)
 
 MAGIC = b"LIVE777SPOOL1\n"
-_ENTRY_RE = re.compile(r"^(\d{16})\.(spool|tmp)$")
+_ENTRY_RE = re.compile(r"([0-9]{16})\.(spool|tmp)")
 _MAX_HEADER = 8192
 
 
@@ -109,7 +109,7 @@ class SpoolDir:
         self._lock_fd = fd
         found: list[tuple[int, str]] = []
         for name in os.listdir(self.root):
-            match = _ENTRY_RE.match(name)
+            match = _ENTRY_RE.fullmatch(name)
             if not match:
                 continue
             if match.group(2) == "tmp":

@@ -296,7 +296,7 @@ class Recorder:
         manifest = await self.storage.read(mpd_path)
         numbers: dict[str, list[int]] = {"video": [], "audio": []}
         for path in await self.storage.list(record_dir + "/"):
-            match = SEGMENT_NAME.match(path.rsplit("/", 1)[-1])
+            match = SEGMENT_NAME.fullmatch(path.rsplit("/", 1)[-1])
             if match:
                 numbers["video" if match.group(1) == "v" else "audio"].append(int(match.group(2)))
         timelines: dict[str, list[tuple[int, int]]] = {}

@@ -331,7 +331,7 @@ class StreamManager:
         await self._close_session(stream, self.session(name, session_id), reason)
 
     async def _peer_gone(self, stream: Stream, session: Session) -> None:
-        """ICE consent lost or DTLS closed by the peer."""
+        """The peer fell silent for `[webrtc] peer_timeout_ms`, or closed DTLS, or ICE failed."""
         logger.info("%s session %s on %s closed by the peer", session.role.value, session.id,
                     stream.name)
         await self._close_session(stream, session, Reason.PEER_CLOSED)

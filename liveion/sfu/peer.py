@@ -9,7 +9,14 @@ we use it below that layer:
 - the bundled DTLS transport's `_handle_rtp_data` / `_handle_rtcp_data` hand plaintext
   packets straight to our handlers;
 - sending protects with the transport's SRTP session and writes to the nominated ICE
-  pair's UDP socket synchronously: no task and no await per packet.
+  pair's UDP socket synchronously: no task and no await per packet;
+- each aioice `Connection` gets per-instance replacements: as an ICE-lite agent (RFC 8445
+  §2.5, `[webrtc] ice_lite`) `connect` and `check_incoming` answer the peer's checks, take the
+  pair it nominates and send no checks of their own; in full ICE `query_consent` sends RFC
+  7675 checks but never closes by itself. Either way the peer's liveness is judged by what
+  arrives from it (`liveness.Liveness`): authenticated binding requests, RTP/RTCP that passed
+  SRTP, DTLS data, consent answers. FFmpeg's WHIP muxer answers no consent checks but keeps
+  sending, so it stays connected.
 
 A peer normally answers a WHIP/WHEP offer (`accept`). For cascading between nodes it can
 also offer (`offer` then `apply_answer`): the same hooks apply, only the order differs.
@@ -21,15 +28,21 @@ upgrade moves anything used here.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
 import aiortc.rtcpeerconnection as aiortc_pc
+from aioice import stun
+from aioice.candidate import Candidate
+from aioice.utils import random_string
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, SRTPProtectionProfile
@@ -38,6 +51,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from OpenSSL import SSL
 
 from .codec import FORWARDED_CODECS, SUPPORTED_FEEDBACK, Codec
+from .liveness import Liveness
 from .sdp import SdpFragment
 
 logger = logging.getLogger(__name__)
@@ -86,18 +100,37 @@ class CodecPolicy:
 _policy = CodecPolicy()
 
 
+@dataclass(frozen=True)
+class IceSettings:
+    """`[webrtc]` ICE behaviour: lite or full answers, consent interval, peer timeout (s)."""
+
+    lite: bool = True
+    consent_interval: float = 5.0
+    peer_timeout: float = 30.0
+
+
+_ice = IceSettings()
+
+
 def install(
     *,
     ice_udp_addrs: Iterable[str] = ("auto",),
+    ice_lite: bool = True,
     consent_interval_ms: int = 5000,
+    peer_timeout_ms: int | None = None,
     policy: CodecPolicy | None = None,
 ) -> None:
-    """Apply the process-wide aiortc/aioice settings; called once at startup."""
-    global _policy
+    """Apply the process-wide aiortc/aioice settings; called once at startup.
+
+    `peer_timeout_ms` defaults to 6 consent intervals (RFC 7675's 30 s at 5 s).
+    """
+    global _policy, _ice
     _policy = policy or CodecPolicy()
+    timeout_ms = peer_timeout_ms if peer_timeout_ms is not None else 6 * consent_interval_ms
+    _ice = IceSettings(lite=ice_lite, consent_interval=consent_interval_ms / 1000,
+                       peer_timeout=timeout_ms / 1000)
     aiortc_pc.find_common_codecs = _find_common_codecs
     setattr(RTCCertificate, "_create_ssl_context", _create_ssl_context)  # noqa: B010
-    setattr(aioice.ice, "CONSENT_INTERVAL", consent_interval_ms / 1000)  # noqa: B010
     addrs = [a for a in ice_udp_addrs if a != "auto"]
     if addrs and "auto" not in ice_udp_addrs:
         def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -231,6 +264,87 @@ def _require_rtcp_mux(sdp: str) -> str:
     return sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtcp-mux-only\r\n")
 
 
+def _announce_lite(sdp: str) -> str:
+    """RFC 8839 §5.3: a lite agent says `a=ice-lite` at session level (after `t=`)."""
+    head, sep, rest = sdp.partition("\r\nt=")
+    if not sep:
+        return sdp
+    timing, eol, media = rest.partition("\r\n")
+    return f"{head}{sep}{timing}{eol}a=ice-lite\r\n{media}"
+
+
+def _offer_is_lite(sdp: str) -> bool:
+    return any(line.strip() == "a=ice-lite" for line in sdp.splitlines())
+
+
+def _priority(pair: aioice.ice.CandidatePair) -> int:
+    """The pair's priority as the controlled side computes it (RFC 8445 §6.1.2.3)."""
+    return aioice.ice.candidate_pair_priority(pair.local_candidate, pair.remote_candidate,
+                                              ice_controlling=False)
+
+
+class _LiteIce:
+    """RFC 8445 lite agent on one aioice Connection (installed per instance by `Peer`).
+
+    It answers the peer's checks (aioice's `request_received` authenticates them and sends
+    the response, then calls `check_incoming`, replaced by ours) and sends none: the pair a
+    check arrives on is valid at once, and the one the controlling peer nominates
+    (USE-CANDIDATE) carries the media. A later nomination of a pair with the same or a
+    higher priority moves the media to it (the peer's address changed, or it renominated);
+    a lower one does not (RFC 8445 §8.1.1: the highest-priority nominated pair is used).
+    Signalled remote candidates are not needed: the peer's checks say where it is.
+    """
+
+    def __init__(self, connection: aioice.ice.Connection,
+                 on_nominated: Callable[[aioice.ice.CandidatePair], None]) -> None:
+        self._connection = connection
+        self._on_nominated = on_nominated
+        self._pairs: dict[tuple[object, tuple[str, int]], aioice.ice.CandidatePair] = {}
+
+    async def connect(self) -> None:
+        """Replaces `Connection.connect`: returns once the peer has nominated a pair."""
+        connection = self._connection
+        connection._early_checks_done = True
+        early = list(connection._early_checks)
+        connection._early_checks.clear()
+        for message, addr, protocol in early:
+            connection.check_incoming(message, addr, protocol)
+        # aioice's close() puts ICE_FAILED here, so a session closed before its peer
+        # nominates anything does not leave this waiting forever.
+        if await connection._check_list_state.get() != aioice.ice.ICE_COMPLETED:
+            raise ConnectionError("ICE negotiation failed")
+
+    async def add_remote_candidate(self, candidate: Candidate | None) -> None:
+        """Replaces `Connection.add_remote_candidate`: a lite agent pairs nothing itself."""
+
+    def check_incoming(self, message: stun.Message, addr: tuple[str, int],
+                       protocol: aioice.ice.StunProtocol) -> None:
+        """An authenticated binding request from `addr` arrived on `protocol`."""
+        connection = self._connection
+        key = (protocol, addr)
+        pair = self._pairs.get(key)
+        if pair is None:
+            component = protocol.local_candidate.component
+            remote = Candidate(foundation=random_string(10), component=component,
+                               transport="udp",
+                               priority=int(message.attributes.get("PRIORITY", 0)),
+                               host=addr[0], port=addr[1], type="prflx")
+            pair = aioice.ice.CandidatePair(protocol, remote)
+            pair.state = aioice.ice.CandidatePair.State.SUCCEEDED
+            self._pairs[key] = pair
+        if "USE-CANDIDATE" not in message.attributes:
+            return
+        current = connection._nominated.get(pair.component)
+        if current is pair or (current is not None and _priority(pair) < _priority(current)):
+            return
+        pair.nominated = True
+        connection._nominated[pair.component] = pair
+        if not connection._check_list_done:
+            connection._check_list_done = True
+            connection._check_list_state.put_nowait(aioice.ice.ICE_COMPLETED)
+        self._on_nominated(pair)
+
+
 class PeerError(Exception):
     """The offer could not be applied (no common codec, unusable transport...)."""
 
@@ -246,8 +360,17 @@ class Peer:
         on_ready: Callable[[], None],
         on_closed: Callable[[], None],
         on_message: MessageHandler | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._clock = clock
+        self.liveness = Liveness(_ice.peer_timeout, clock())
+        """When the peer was last heard from; it is dropped after `peer_timeout` of silence."""
+        self._liveness_timer: asyncio.TimerHandle | None = None
+        self.ice_lite = False
+        """This session answered as an ICE-lite agent."""
+        self._connection: aioice.ice.Connection | None = None
+        self._sctp_hooked = False
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
         self._on_ready = on_ready
@@ -296,6 +419,8 @@ class Peer:
         stream uses the same ones, so the forwarded bytes are the same for all of them.
         """
         pc = self._pc
+        # Two lite agents cannot connect: an ice-lite offer gets a full-ICE answer.
+        self.ice_lite = _ice.lite and not _offer_is_lite(offer)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, OperationError and others
@@ -315,9 +440,11 @@ class Peer:
             self._hook_transport(transceiver.receiver.transport)
         if pc.sctp is not None:
             self._hook_transport(pc.sctp.transport)
+            self._hook_sctp()
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        self.answer_sdp = self.local_sdp = _require_rtcp_mux(pc.localDescription.sdp)
+        sdp = _require_rtcp_mux(pc.localDescription.sdp)
+        self.answer_sdp = self.local_sdp = _announce_lite(sdp) if self.ice_lite else sdp
         self._describe(offer)
         return self.answer_sdp
 
@@ -367,6 +494,7 @@ class Peer:
             self._hook_transport(transceiver.receiver.transport)
         if pc.sctp is not None:
             self._hook_transport(pc.sctp.transport)
+            self._hook_sctp()
         self._describe(answer)
 
     def _describe(self, remote_sdp: str) -> None:
@@ -392,15 +520,84 @@ class Peer:
             return
         self._dtls = dtls
         on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+        heard, clock = self.liveness.heard, self._clock
 
+        # Both run once per received packet: one clock read and one store, nothing more.
         async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            heard(clock())
             on_rtp(data)
 
         async def handle_rtcp(data: bytes) -> None:
+            heard(clock())
             on_rtcp(data)
 
         setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
         setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
+        self._hook_ice(dtls.transport._connection)
+
+    def _hook_ice(self, connection: aioice.ice.Connection) -> None:
+        """Per-instance ICE replacements (see the module docstring); before `connect` runs."""
+        if self._connection is connection:
+            return
+        self._connection = connection
+        heard, clock = self.liveness.heard, self._clock
+        if self.ice_lite:
+            lite = _LiteIce(connection, self._pair_nominated)
+            inner = lite.check_incoming
+            setattr(connection, "connect", lite.connect)  # noqa: B010
+            setattr(connection, "add_remote_candidate", lite.add_remote_candidate)  # noqa: B010
+        else:
+            inner = connection.check_incoming
+            setattr(connection, "query_consent",  # noqa: B010
+                    lambda: self._query_consent(connection))
+
+        def check_incoming(message: stun.Message, addr: tuple[str, int],
+                           protocol: aioice.ice.StunProtocol) -> None:
+            heard(clock())  # only authenticated binding requests get here
+            inner(message, addr, protocol)
+
+        setattr(connection, "check_incoming", check_incoming)  # noqa: B010
+
+    def _hook_sctp(self) -> None:
+        """Data-channel traffic (DTLS application data) counts as hearing from the peer."""
+        sctp = self._pc.sctp
+        if sctp is None or self._sctp_hooked:
+            return
+        self._sctp_hooked = True
+        inner = sctp._handle_data
+        heard, clock = self.liveness.heard, self._clock
+
+        async def handle_data(data: bytes) -> None:
+            heard(clock())
+            await inner(data)
+
+        setattr(sctp, "_handle_data", handle_data)  # noqa: B010
+
+    async def _query_consent(self, connection: aioice.ice.Connection) -> None:
+        """Full ICE: RFC 7675 consent checks every `consent_interval` (randomised 0.8-1.2x,
+        as aioice does). An answer counts as hearing from the peer; a missing one closes
+        nothing by itself, because a peer that keeps sending checks or media (FFmpeg
+        answers none) is still there. The liveness timer decides."""
+        assert connection.remote_password is not None
+        key = connection.remote_password.encode("utf8")
+        while True:
+            await asyncio.sleep(_ice.consent_interval * (0.8 + 0.4 * random.random()))
+            for pair in list(connection._nominated.values()):
+                request = connection.build_request(pair, nominate=False)
+                try:
+                    await pair.protocol.request(request, pair.remote_addr, integrity_key=key,
+                                                retransmissions=0)
+                except stun.TransactionError:
+                    continue
+                self.liveness.heard(self._clock())
+
+    def _pair_nominated(self, pair: aioice.ice.CandidatePair) -> None:
+        """Lite: the peer nominated `pair`; once media flows, move our sending onto it."""
+        if not self._ready or pair.protocol.transport is None:
+            return
+        logger.info("peer moved to %s:%s", *pair.remote_addr)
+        self._sendto = pair.protocol.transport.sendto
+        self._addr = pair.remote_addr
 
     async def _sender_ready(self, parameters: object) -> None:
         self._media_ready()
@@ -505,12 +702,40 @@ class Peer:
         return True
 
     def _state_changed(self) -> None:
-        if self._pc.connectionState in ("failed", "closed") and not self._closed:
+        state = self._pc.connectionState
+        if state == "connected" and self._liveness_timer is None and not self._closed:
+            self.liveness.heard(self._clock())
+            self._liveness_timer = asyncio.get_running_loop().call_later(
+                self.liveness.timeout, self._check_liveness)
+        if state in ("failed", "closed") and not self._closed:
             self._closed = True
+            self._stop_liveness()
             self._on_closed()
+
+    def _check_liveness(self) -> None:
+        """One timer per peer, re-armed for when it would expire: no per-packet work."""
+        self._liveness_timer = None
+        if self._closed:
+            return
+        now = self._clock()
+        remaining = self.liveness.remaining(now)
+        if remaining > 0:
+            self._liveness_timer = asyncio.get_running_loop().call_later(
+                remaining, self._check_liveness)
+            return
+        logger.info("nothing from the peer for %.1f s: it is gone",
+                    now - self.liveness.last_heard)
+        self._closed = True
+        self._on_closed()
+
+    def _stop_liveness(self) -> None:
+        if self._liveness_timer is not None:
+            self._liveness_timer.cancel()
+            self._liveness_timer = None
 
     async def close(self) -> None:
         self._ready = False
         self._sendto = None
         self._closed = True
+        self._stop_liveness()
         await self._pc.close()

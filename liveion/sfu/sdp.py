@@ -2,7 +2,14 @@
 
 WHIP (RFC 9725) and WHEP ask for specific 4xx answers that aiortc's parser cannot tell
 apart, so the offer is read here first: malformed SDP is a 400, a well-formed offer that
-the protocol forbids (no media, wrong direction, two video tracks) is a 422.
+the protocol forbids (no media, wrong direction, two video sections) is a 422, and the
+`detail` says which rule the offer broke.
+
+An offer has at most one audio, one video and one application (data channel) section:
+one session forwards one stream, and every section costs a transport's worth of memory
+(simulcast sends its layers as `a=rid` lines of one video section, so it fits). Numbers
+are read by `sdp_number` only: ASCII digits (`str.isdigit` accepts `'²'`, which `int`
+refuses, and `int` accepts `'٣'`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 MAX_SDP_BYTES = 64 * 1024
+SECTION_KINDS = ("audio", "video", "application")
+"""The m= kinds an offer may carry, each at most once."""
+MAX_PORT = 65535
+MAX_PAYLOAD_TYPE = 127
 
 
 class Role(Enum):
@@ -61,6 +72,48 @@ class SdpFragment:
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
+def sdp_number(text: str, maximum: int) -> int | None:
+    """A non-negative SDP number (RFC 8866 `integer`: ASCII digits only) of at most
+    `maximum`; None when `text` is not one. Every number the offer checks read goes
+    through here."""
+    if not text or len(text) > len(str(maximum)) or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def _media_line(line: str, value: str) -> MediaSection:
+    """`m=<kind> <port>[/<count>] <proto> <fmt> ...`; SdpError(400) when malformed."""
+    parts = value.split()
+    malformed = SdpError(400, f"malformed m= line: {line[:60]!r}")
+    if len(parts) < 4:
+        raise malformed
+    port, _, count = parts[1].partition("/")
+    number = sdp_number(port, MAX_PORT)
+    if number is None or (count and sdp_number(count, MAX_PORT) is None):
+        raise malformed
+    if parts[0] in ("audio", "video") and any(
+            sdp_number(fmt, MAX_PAYLOAD_TYPE) is None for fmt in parts[3:]):
+        raise SdpError(400, f"malformed m= line: RTP payload types are numbers 0-127: "
+                            f"{line[:60]!r}")
+    return MediaSection(kind=parts[0], port=number)
+
+
+def _check_sections(sections: list[MediaSection]) -> None:
+    """At most one section of each kind in SECTION_KINDS, and no other kind (422)."""
+    seen: set[str] = set()
+    for section in sections:
+        if section.kind not in SECTION_KINDS:
+            raise SdpError(422, f"m={section.kind[:20]} sections are not supported; an offer "
+                                "has at most one audio, one video and one application section")
+        if section.kind in seen:
+            raise SdpError(422, f"the offer has more than one {section.kind} section; an offer "
+                                "has at most one audio, one video and one application "
+                                "(data channel) section (simulcast layers are a=rid lines of "
+                                "one video section)")
+        seen.add(section.kind)
+
+
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
 
@@ -80,11 +133,9 @@ def check_offer(text: str, role: Role) -> OfferSummary:
     for line in lines:
         key, value = line[0], line[2:]
         if key == "m":
-            parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
-                raise SdpError(400, f"malformed m= line: {line[:60]!r}")
-            current = MediaSection(kind=parts[0], port=int(parts[1].split("/")[0]))
+            current = _media_line(line, value)
             sections.append(current)
+            _check_sections(sections)
         elif key == "a":
             name, _, arg = value.partition(":")
             if name in DIRECTIONS:
@@ -115,10 +166,6 @@ def check_offer(text: str, role: Role) -> OfferSummary:
             if m.direction not in ("sendonly", "sendrecv"):
                 raise SdpError(422, f"a WHIP offer must send media; the {m.kind} section "
                                     f"is {m.direction}")
-        for kind in ("audio", "video"):
-            if sum(1 for m in media if m.kind == kind) > 1:
-                raise SdpError(422, f"a WHIP offer carries one stream: more than one {kind} "
-                                    "track is not supported")
         streams = {m.msid_stream for m in media if m.msid_stream and m.msid_stream != "-"}
         if len(streams) > 1:
             raise SdpError(422, "a WHIP offer carries one MediaStream; the sections have "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -12,10 +11,10 @@ from fastapi.responses import JSONResponse
 
 from liveapi.types import TokenResponse
 from liveion.auth import Mode, mint
-from liveion.http.common import Problem
+from liveion.http.common import Problem, read_json_object
 from liveion.http.deps import require
 
-from .common import cluster_of, read_body
+from .common import cluster_of
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -31,14 +30,7 @@ def _error(status: int, error: str, headers: dict[str, str] | None = None) -> JS
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    body = await read_body(request, limit=4096)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Problem(400, "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise Problem(400, "the body must be a JSON object")
-    return data
+    return await read_json_object(request, limit=4096)
 
 
 @router.post("/login")

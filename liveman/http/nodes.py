@@ -11,14 +11,17 @@ from pydantic import ValidationError
 
 from liveapi.types import heartbeat_adapter
 from liveion.auth import Mode
-from liveion.http.common import Problem
+from liveion.config import is_node_alias
+from liveion.http.common import Problem, read_json
 from liveion.http.deps import require
 
-from ..config import ALIAS_RE
 from ..nodes import NodeState
-from .common import cluster_of, read_body
+from .common import cluster_of
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])
+
+MAX_HEARTBEAT_BYTES = 4 * 1024 * 1024
+"""A heartbeat lists every stream of the node with its sessions: larger than other bodies."""
 
 
 def node_json(node: NodeState, now: float) -> dict[str, Any]:
@@ -50,14 +53,14 @@ async def list_nodes(request: Request) -> list[dict[str, Any]]:
 @router.post("/heartbeat", status_code=204, dependencies=[Depends(require(Mode.ADMIN))])
 async def heartbeat(request: Request) -> Response:
     """A liveion with a `[liveman]` section registers itself and reports its load."""
-    body = await read_body(request, limit=4 * 1024 * 1024)
+    data = await read_json(request, MAX_HEARTBEAT_BYTES)
     try:
-        beat = heartbeat_adapter.validate_json(body)
+        beat = heartbeat_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Problem(400, f"heartbeat: {where}: {first['msg']}") from None
-    if not ALIAS_RE.match(beat["alias"]):
+    if not is_node_alias(beat["alias"]):
         raise Problem(400, "alias: use 1-64 characters from A-Za-z0-9_.:-")
     if not beat["url"].startswith(("http://", "https://")):
         raise Problem(400, "url: must be an http:// or https:// URL")

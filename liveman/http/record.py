@@ -3,21 +3,20 @@ objects from liveman's own storage (bytes or a presigned redirect), presigning, 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from liveion.auth import Mode
-from liveion.http.common import Problem, check_stream_name
+from liveion.http.common import Problem, check_stream_name, read_json_object
 from liveion.http.deps import require
 from liveion.http.record import record_object as serve_object
 from liveion.recorder.paths import BadPath, check_relative_path
 from liveion.storage import safe_path
 
 from ..recordings import Recordings
-from .common import cluster_of, read_body
+from .common import cluster_of
 
 router = APIRouter(tags=["recorder"])
 
@@ -30,18 +29,7 @@ def recordings_of(request: Request) -> Recordings:
 
 async def _json_body(request: Request) -> dict[str, Any]:
     """An optional JSON object body: empty, `{}` and `null` are an empty object."""
-    body = await read_body(request, limit=MAX_BODY)
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Problem(400, "the body is not JSON") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise Problem(400, "the body must be a JSON object")
-    return data
+    return await read_json_object(request, MAX_BODY, optional=True)
 
 
 @router.get("/api/record/object/{path:path}",

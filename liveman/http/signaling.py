@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from liveion.auth import Claims, Mode
 from liveion.http.common import SDP, Problem, check_stream_name
-from liveion.http.deps import authenticated, forbidden, require
+from liveion.http.deps import authenticated, credentials, forbidden, require
 
 from .common import cluster_of, forwarded_headers, read_body, relay
 
@@ -108,17 +108,19 @@ async def _forward_session(request: Request, stream: str, session_id: str,
     return relay(answer)
 
 
-@router.patch("/session/{stream}/{session_id}")
-@router.delete("/session/{stream}/{session_id}")
-@router.post("/session/{stream}/{session_id}")
+# The credentials are checked by _session_claims (they depend on the session's role);
+# `credentials` only declares them in the OpenAPI document.
+@router.patch("/session/{stream}/{session_id}", dependencies=[Depends(credentials)])
+@router.delete("/session/{stream}/{session_id}", dependencies=[Depends(credentials)])
+@router.post("/session/{stream}/{session_id}", dependencies=[Depends(credentials)])
 async def session(stream: str, session_id: str, request: Request) -> Response:
     """Trickle ICE, end, or mute a session on the node that holds it."""
     return await _forward_session(request, stream, session_id)
 
 
-@router.get("/session/{stream}/{session_id}/layer")
-@router.post("/session/{stream}/{session_id}/layer")
-@router.delete("/session/{stream}/{session_id}/layer")
+@router.get("/session/{stream}/{session_id}/layer", dependencies=[Depends(credentials)])
+@router.post("/session/{stream}/{session_id}/layer", dependencies=[Depends(credentials)])
+@router.delete("/session/{stream}/{session_id}/layer", dependencies=[Depends(credentials)])
 async def session_layer(stream: str, session_id: str, request: Request) -> Response:
     """Simulcast layer selection, where the node offers it."""
     return await _forward_session(request, stream, session_id, "/layer")
