@@ -17,6 +17,7 @@ from helpers.inprocess import serve_inprocess
 
 from liveion.auth import Mode, mint
 from liveion.recorder.index import RecordingIndex
+from liveman import httpclient
 from liveman.app import create_app
 from liveman.config import load_settings
 from liveman.db import Database, repo
@@ -60,20 +61,23 @@ def _node(url: str) -> NodeState:
     return NodeState("n1", url, "", "static", "poll", True, None, None, None, None, [], None)
 
 
-def _service(db: Database, requests: list[httpx.Request], limit: int) -> Recordings:
+def _service(db: Database, requests: list[tuple[str, str]], limit: int) -> Recordings:
+    """Record sync with a node client that notes every (method, path?query) it sends."""
     settings = load_settings(None, record_sync={"enabled": True, "limit": limit})
     client = NodeClient()
+    send = client.pool.request
 
-    async def log(request: httpx.Request) -> None:
-        requests.append(request)
+    async def logged(url: str, method: str, path: str, **kwargs: Any) -> httpclient.Response:
+        requests.append((method, path))
+        return await send(url, method, path, **kwargs)
 
-    client.http.event_hooks["request"].append(log)
+    client.pool.request = logged  # type: ignore[method-assign]
     return Recordings(settings, db, registry=None, client=client)  # type: ignore[arg-type]
 
 
-def _since(requests: list[httpx.Request]) -> list[int]:
-    return [int(parse_qs(urlsplit(str(r.url)).query)["since_ts"][0]) for r in requests
-            if r.method == "GET" and r.url.path == "/api/recordings"]
+def _since(requests: list[tuple[str, str]]) -> list[int]:
+    return [int(parse_qs(urlsplit(path).query)["since_ts"][0]) for method, path in requests
+            if method == "GET" and urlsplit(path).path == "/api/recordings"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -103,7 +107,7 @@ async def test_record_sync_pages_acks_finished_entries_and_resumes_after_restart
 
         db = Database(db_url)
         await db.open()
-        requests: list[httpx.Request] = []
+        requests: list[tuple[str, str]] = []
         service = _service(db, requests, limit=2)
         try:
             assert await service.sync_node(_node(url)) == 4
